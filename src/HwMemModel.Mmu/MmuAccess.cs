@@ -1,0 +1,114 @@
+using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
+using HwMemModel.Bus;
+
+namespace HwMemModel.Mmu;
+
+public sealed partial class Mmu
+{
+    /// <summary>Reads 1, 2, 4 or 8 bytes at <paramref name="va"/> with the current CPL's privilege.</summary>
+    public AccessResult Read(ulong va, int size, out ulong value) => Read(va, size, _ctx.CurrentPrivilege, out value);
+
+    /// <summary>
+    /// Reads 1, 2, 4 or 8 bytes at <paramref name="va"/> (little-endian). An access that crosses a page boundary
+    /// translates both pages before touching the bus. <paramref name="kind"/> is Read or Execute.
+    /// </summary>
+    public AccessResult Read(ulong va, int size, Privilege privilege, out ulong value, AccessKind kind = AccessKind.Read)
+    {
+        CheckSize(size);
+        if (kind == AccessKind.Write) ThrowWriteKind();
+        if ((va & 0xFFF) + (ulong)size <= 0x1000)
+        {
+            var f = Translate(va, kind, privilege, out var t);
+            if (f.IsFault) { value = 0; return new AccessResult(f, BusStatus.Ok); }
+            return new AccessResult(Fault.None, _bus.Read(t.PhysicalAddress, size, out value, _attrs));
+        }
+        Span<byte> buf = stackalloc byte[8];
+        var r = ReadBytes(va, buf[..size], privilege, kind);
+        value = r.Ok || !r.Fault.IsFault ? BinaryPrimitives.ReadUInt64LittleEndian(buf) : 0;
+        return r;
+    }
+
+    /// <summary>Writes 1, 2, 4 or 8 bytes at <paramref name="va"/> with the current CPL's privilege.</summary>
+    public AccessResult Write(ulong va, int size, ulong value) => Write(va, size, value, _ctx.CurrentPrivilege);
+
+    /// <summary>Writes the low 1, 2, 4 or 8 bytes of <paramref name="value"/> at <paramref name="va"/>; a page-crossing write translates both pages first.</summary>
+    public AccessResult Write(ulong va, int size, ulong value, Privilege privilege)
+    {
+        CheckSize(size);
+        if ((va & 0xFFF) + (ulong)size <= 0x1000)
+        {
+            var f = Translate(va, AccessKind.Write, privilege, out var t);
+            if (f.IsFault) return new AccessResult(f, BusStatus.Ok);
+            return new AccessResult(Fault.None, _bus.Write(t.PhysicalAddress, size, value, _attrs));
+        }
+        Span<byte> buf = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(buf, value);
+        return WriteBytes(va, buf[..size], privilege);
+    }
+
+    /// <summary>Reads a byte range through translation, page by page; every page is translated before any bus read.</summary>
+    public AccessResult ReadBytes(ulong va, Span<byte> destination, Privilege privilege, AccessKind kind = AccessKind.Read)
+    {
+        if (kind == AccessKind.Write) ThrowWriteKind();
+        var f = ProbeRange(va, destination.Length, kind, privilege);
+        if (f.IsFault) return new AccessResult(f, BusStatus.Ok);
+        var status = BusStatus.Ok;
+        int done = 0;
+        while (done < destination.Length)
+        {
+            ulong cur = va + (ulong)done;
+            int chunk = (int)Math.Min((ulong)(destination.Length - done), 0x1000 - (cur & 0xFFF));
+            Translate(cur, kind, privilege, out var t);
+            var s = _bus.ReadBytes(t.PhysicalAddress, destination.Slice(done, chunk), _attrs);
+            if (s != BusStatus.Ok && status == BusStatus.Ok) status = s;
+            done += chunk;
+        }
+        return new AccessResult(Fault.None, status);
+    }
+
+    /// <summary>Writes a byte range through translation; every page is translated (for writing) before any bus write.</summary>
+    public AccessResult WriteBytes(ulong va, ReadOnlySpan<byte> source, Privilege privilege)
+    {
+        var f = ProbeRange(va, source.Length, AccessKind.Write, privilege);
+        if (f.IsFault) return new AccessResult(f, BusStatus.Ok);
+        var status = BusStatus.Ok;
+        int done = 0;
+        while (done < source.Length)
+        {
+            ulong cur = va + (ulong)done;
+            int chunk = (int)Math.Min((ulong)(source.Length - done), 0x1000 - (cur & 0xFFF));
+            Translate(cur, AccessKind.Write, privilege, out var t);
+            var s = _bus.WriteBytes(t.PhysicalAddress, source.Slice(done, chunk), _attrs);
+            if (s != BusStatus.Ok && status == BusStatus.Ok) status = s;
+            done += chunk;
+        }
+        return new AccessResult(Fault.None, status);
+    }
+
+    private Fault ProbeRange(ulong va, int length, AccessKind kind, Privilege privilege)
+    {
+        if (length == 0) return Fault.None;
+        ulong last = va + (ulong)(length - 1);
+        for (ulong page = va & ~0xFFFUL; ; page += 0x1000)
+        {
+            ulong at = page < va ? va : page;
+            var f = Translate(at, kind, privilege, out _);
+            if (f.IsFault) return f;
+            if (page >= (last & ~0xFFFUL) || page + 0x1000 == 0) return Fault.None;
+        }
+    }
+
+    private static void CheckSize(int size)
+    {
+        if (size is not (1 or 2 or 4 or 8)) ThrowSize(size);
+    }
+
+    [DoesNotReturn]
+    private static void ThrowSize(int size)
+        => throw new ArgumentOutOfRangeException(nameof(size), size, "Access size must be 1, 2, 4 or 8 bytes; use ReadBytes/WriteBytes for other lengths.");
+
+    [DoesNotReturn]
+    private static void ThrowWriteKind()
+        => throw new ArgumentException("A read takes AccessKind.Read or AccessKind.Execute; use Write for writes.", "kind");
+}
