@@ -37,6 +37,9 @@ public readonly record struct BusAttributes(RequesterKind Kind, int RequesterId)
 
     /// <summary>A DMA bus master with the given identity.</summary>
     public static BusAttributes Dma(int id) => new(RequesterKind.Dma, id);
+
+    /// <summary>A debugger or inspection tool.</summary>
+    public static BusAttributes Debugger => new(RequesterKind.Debugger, 0);
 }
 
 /// <summary>What to do with accesses that no region decodes.</summary>

@@ -177,7 +177,8 @@ public sealed class RamRegion : MemoryRegion
                 page = GetOrAllocatePage(offset);
             }
 
-            piece.CopyTo(page.AsSpan(inPage, n));
+            // An untouched page stays unallocated when only zeros are written to it.
+            if (page is not null) piece.CopyTo(page.AsSpan(inPage, n));
             source = source[n..];
             offset += (ulong)n;
         }

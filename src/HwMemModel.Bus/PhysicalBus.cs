@@ -11,13 +11,13 @@ namespace HwMemModel.Bus;
 /// returned as <see cref="BusStatus"/>; exceptions mean host misuse. Not thread-safe.
 /// </summary>
 /// <remarks>
-/// Hot path: a 64-entry direct-mapped page cache (tag = page base) remembers RAM and ROM pages that a flat range
+/// Hot path: a 256-entry direct-mapped page cache (tag = page base) remembers RAM and ROM pages that a flat range
 /// covers whole, so an aligned access within such a page is a tag compare and one load or store. Misses go through
 /// a last-hit check and a binary search of the flat view. Addresses above MAXPHYADDR decode to nothing.
 /// </remarks>
 public sealed partial class PhysicalBus
 {
-    private const int PageCacheEntries = 64;
+    private const int PageCacheEntries = 256;
     private const ulong PageCacheMask = PageCacheEntries - 1;
 
     /// <summary>A tag no address matches: bit 3 is never part of the compare mask.</summary>

@@ -1,1 +1,5 @@
-﻿Console.WriteLine("Hello, World!");
+using System.CommandLine;
+using System.Globalization;
+using HwMemModel.Cli;
+
+return HwmemCommand.Run(args, Console.Out, Console.Error);

@@ -210,6 +210,8 @@ public sealed partial class Mmu
         if (o.Fault.IsFault)
         {
             translation = default;
+            l1.FaultingMisses++;
+            if (!_stlb.IsEmpty) _stlb.FaultingMisses++;
             if (o.Fault.Kind == FaultKind.PageFault)
             {
                 Counters.PageFaults++;

@@ -198,8 +198,10 @@ public sealed class TlbLevel
     public long Misses(PageSize size) => MissesBySize[(int)size];
     /// <summary>All hits.</summary>
     public long TotalHits => HitsBySize[0] + HitsBySize[1] + HitsBySize[2];
-    /// <summary>All misses.</summary>
-    public long TotalMisses => MissesBySize[0] + MissesBySize[1] + MissesBySize[2];
+    /// <summary>Misses whose walk faulted, so no page size can be attributed.</summary>
+    public long FaultingMisses { get; internal set; }
+    /// <summary>All misses, faulting ones included.</summary>
+    public long TotalMisses => MissesBySize[0] + MissesBySize[1] + MissesBySize[2] + FaultingMisses;
     internal bool IsEmpty => Arrays.Count == 0;
 
     /// <summary>Looks up <paramref name="vaMasked"/> in every array; returns the array and index of the hit.</summary>

@@ -107,7 +107,7 @@ public sealed partial class Mmu
         ulong vam = va & _linearMask;
         var steps = new List<WalkStep>(5);
         var o = Walk(va, vam, kind, privilege, sideEffects: false, steps);
-        string? tlb = DescribeTlb(va, vam, o);
+        string? tlb = DescribeTlb(va, vam, kind);
         if (!o.Fault.IsFault)
         {
             var t = new Translation(o.PaBase | (va & (o.Size.Bytes() - 1)), o.Size, o.MemType);
@@ -185,9 +185,9 @@ public sealed partial class Mmu
             + $"EFER.NXE={(_nxe ? 1 : 0)}, CPL {_ctx.Cpl}, EFLAGS.AC={(_ctx.AlignmentCheck ? 1 : 0)}, PCID {_pcid}, PKRU=0x{_ctx.Pkru:x8}";
     }
 
-    private string? DescribeTlb(ulong va, ulong vam, in WalkOutcome now)
+    private string? DescribeTlb(ulong va, ulong vam, AccessKind kind)
     {
-        foreach (var level in new[] { _itlb, _dtlb, _stlb })
+        foreach (var level in new[] { kind == AccessKind.Execute ? _itlb : _dtlb, _stlb })
             foreach (var array in level.Arrays)
                 foreach (var e in array.Snapshot())
                 {

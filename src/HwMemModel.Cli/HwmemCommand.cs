@@ -1,0 +1,82 @@
+using System.CommandLine;
+using System.Globalization;
+using HwMemModel.Machine;
+using HwMemModel.Mmu;
+
+namespace HwMemModel.Cli;
+
+/// <summary>The <c>hwmem</c> command line.</summary>
+public static class HwmemCommand
+{
+    /// <summary>Exit status for a bad argument.</summary>
+    public const int ExitUsage = 2;
+    /// <summary>Exit status when the walk faults (the explanation is still printed).</summary>
+    public const int ExitFault = 3;
+
+    /// <summary>Parses and runs <paramref name="args"/>, writing to the given writers; returns the exit status.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        var root = new RootCommand("hwmem: an exact model of x86-64 paging, TLBs and the physical bus.");
+
+        var demo = new Command("demo", "Boot the built-in default machine with a built-in page-table set, run walks, show explanations, a missing flush caught by the coherence checker, and the TLB counters.");
+        demo.SetAction(_ => Demo.Run(stdout));
+        root.Subcommands.Add(demo);
+
+        var vaArg = new Argument<string>("VA") { Description = "Virtual address, hex (0x...) or decimal; '_' separators allowed." };
+        var access = new Option<string>("--access") { Description = "read, write or fetch.", DefaultValueFactory = _ => "read" };
+        access.AcceptOnlyFromAmong("read", "write", "fetch");
+        var user = new Option<bool>("--user") { Description = "A user-mode (CPL 3) access." };
+        var implicitOpt = new Option<bool>("--implicit") { Description = "An implicit supervisor-mode access (descriptor-table style)." };
+        var walk = new Command("walk", "Explain the walk of VA on the built-in page-table set, level by level, with the verdict in words.");
+        walk.Arguments.Add(vaArg);
+        walk.Options.Add(access);
+        walk.Options.Add(user);
+        walk.Options.Add(implicitOpt);
+        walk.SetAction(r =>
+        {
+            string text = r.GetValue(vaArg)!;
+            if (!TryParseAddress(text, out ulong va))
+            {
+                stderr.WriteLine($"hwmem walk: '{text}' is not an address; give a hex (0x...) or decimal number below 2^64.");
+                return ExitUsage;
+            }
+            if (r.GetValue(user) && r.GetValue(implicitOpt))
+            {
+                stderr.WriteLine("hwmem walk: --user and --implicit exclude each other; an implicit access is a supervisor-mode access.");
+                return ExitUsage;
+            }
+            var kind = r.GetValue(access) switch { "write" => AccessKind.Write, "fetch" => AccessKind.Execute, _ => AccessKind.Read };
+            var priv = r.GetValue(user) ? Privilege.User : r.GetValue(implicitOpt) ? Privilege.ImplicitSupervisor : Privilege.Supervisor;
+            var machine = DemoPageTables.Create();
+            var e = machine.Cpu.Mmu.Explain(va, kind, priv);
+            stdout.Write(e.ToString());
+            return e.Fault.IsFault ? ExitFault : 0;
+        });
+        root.Subcommands.Add(walk);
+
+        var iomem = new Command("iomem", "Print the default machine's physical memory map in /proc/iomem format.");
+        iomem.SetAction(_ => { stdout.Write(DefaultMachine.CreateBus().FormatIoMem()); return 0; });
+        root.Subcommands.Add(iomem);
+
+        var e820 = new Command("e820", "Print the default machine's memory map as the e820 table Linux logs at boot.");
+        e820.SetAction(_ => { stdout.Write(DefaultMachine.CreateBus().FormatE820()); return 0; });
+        root.Subcommands.Add(e820);
+
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0 && args.Length > 0)
+        {
+            foreach (var error in parse.Errors) stderr.WriteLine($"hwmem: {error.Message}");
+            return ExitUsage;
+        }
+        return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
+    }
+
+    /// <summary>Parses "0x..." hex or decimal, with optional '_' or '\'' separators.</summary>
+    public static bool TryParseAddress(string text, out ulong value)
+    {
+        string s = text.Trim().Replace("_", "", StringComparison.Ordinal).Replace("'", "", StringComparison.Ordinal);
+        if (s.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
+            return ulong.TryParse(s.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out value) && s.Length > 2;
+        return ulong.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out value);
+    }
+}
