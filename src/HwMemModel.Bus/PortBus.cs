@@ -96,7 +96,7 @@ public sealed class PortBus
                 $"Port range '{name}' at {Hex.Format(port)} has count {count}; a port range must cover at least one port.");
         }
 
-        if (port + count > PortCount)
+        if ((long)port + count > PortCount)
         {
             ThrowHelper.ThrowOutOfRange(nameof(count),
                 $"Port range '{name}' {Hex.Range(port, (ulong)port + (ulong)count - 1)} extends beyond the last I/O port 0xffff; " +

@@ -46,6 +46,12 @@ public sealed class TlbArrayCounters
 /// <summary>A set-associative array of TLB entries with LRU replacement.</summary>
 public sealed class TlbArray
 {
+    // Tag of each way, compared on lookup: bits 0-11 PCID, bit 12 global, bits 13-14 page size, bits 15+ page number
+    // (at most 45 bits). InvalidTag never matches. Kept beside the entries so a lookup scans one cache line.
+    private const ulong InvalidTag = ulong.MaxValue;
+    private const ulong TagGlobal = 1UL << 12;
+    private const ulong TagKeyMask = ~0x1FFFUL;
+    private readonly ulong[] _tags;
     private readonly TlbEntry[] _entries;
     private readonly int _setMask;
     private readonly int _ways;
@@ -59,7 +65,8 @@ public sealed class TlbArray
         int sets = config.Entries / config.Ways;
         _setMask = sets - 1;
         _entries = new TlbEntry[config.Entries];
-        for (int i = 0; i < _entries.Length; i++) _entries[i].Vpn = TlbEntry.InvalidVpn;
+        _tags = new ulong[config.Entries];
+        for (int i = 0; i < _entries.Length; i++) { _entries[i].Vpn = TlbEntry.InvalidVpn; _tags[i] = InvalidTag; }
         foreach (var s in config.PageSizes) SizeMask |= 1 << (int)s;
     }
 
@@ -80,18 +87,22 @@ public sealed class TlbArray
     internal int Find(ulong vpn, PageSize size, ushort pcid)
     {
         int start = (int)(vpn & (ulong)_setMask) * _ways;
-        var entries = _entries;
+        ulong key = (vpn << 15) | ((ulong)size << 13);
+        var tags = _tags;
         for (int i = start, end = start + _ways; i < end; i++)
         {
-            ref var e = ref entries[i];
-            if (e.Vpn == vpn && e.Size == size && (e.Pcid == pcid || (e.Rights & TlbEntry.RightGlobal) != 0))
+            ulong t = tags[i];
+            if ((t & TagKeyMask) == key && ((t & 0xFFF) == pcid || (t & TagGlobal) != 0))
             {
-                e.Lru = ++_clock;
+                _entries[i].Lru = ++_clock;
                 return i;
             }
         }
         return -1;
     }
+
+    private static ulong TagOf(in TlbEntry e)
+        => (e.Vpn << 15) | ((ulong)e.Size << 13) | (e.Global ? TagGlobal : 0) | e.Pcid;
 
     internal ref TlbEntry At(int index) => ref _entries[index];
 
@@ -117,6 +128,7 @@ public sealed class TlbArray
         }
         v = entry;
         v.Lru = ++_clock;
+        _tags[victim] = TagOf(v);
         if (v.OrigSize != v.Size) _fractured++;
     }
 
@@ -129,7 +141,7 @@ public sealed class TlbArray
             {
                 ref var e = ref _entries[i];
                 if (e.Vpn != TlbEntry.InvalidVpn && (vaMasked >> e.OrigSize.Shift()) == (e.OrigSize == e.Size ? e.Vpn : e.Vpn >> (e.OrigSize.Shift() - e.Size.Shift())))
-                    Drop(ref e, pcid, anyPcid, includeGlobal);
+                    Drop(i, pcid, anyPcid, includeGlobal);
             }
             return;
         }
@@ -141,7 +153,7 @@ public sealed class TlbArray
             for (int i = start, end = start + _ways; i < end; i++)
             {
                 ref var e = ref _entries[i];
-                if (e.Vpn == vpn && (int)e.Size == s) Drop(ref e, pcid, anyPcid, includeGlobal);
+                if (e.Vpn == vpn && (int)e.Size == s) Drop(i, pcid, anyPcid, includeGlobal);
             }
         }
     }
@@ -152,15 +164,17 @@ public sealed class TlbArray
         for (int i = 0; i < _entries.Length; i++)
         {
             ref var e = ref _entries[i];
-            if (e.Vpn != TlbEntry.InvalidVpn) Drop(ref e, pcid, anyPcid, includeGlobal);
+            if (e.Vpn != TlbEntry.InvalidVpn) Drop(i, pcid, anyPcid, includeGlobal);
         }
     }
 
-    private void Drop(ref TlbEntry e, ushort pcid, bool anyPcid, bool includeGlobal)
+    private void Drop(int i, ushort pcid, bool anyPcid, bool includeGlobal)
     {
+        ref var e = ref _entries[i];
         if (e.Global ? !includeGlobal : !(anyPcid || e.Pcid == pcid)) return;
         if (e.OrigSize != e.Size) _fractured--;
         e.Vpn = TlbEntry.InvalidVpn;
+        _tags[i] = InvalidTag;
         Counters.Invalidations++;
     }
 

@@ -128,6 +128,16 @@ public sealed class PortBusTests
     }
 
     [Test]
+    public void Huge_port_count_is_rejected_without_overflow()
+    {
+        var device = new RecordingDevice("dev", 4, AccessConstraints.Any, AccessConstraints.Any);
+
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => _ports.Add("dev", 0x10, int.MaxValue, device));
+
+        Assert.That(ex!.Message, Does.Contain("Port range 'dev' [0x10-0x8000000e] extends beyond the last I/O port 0xffff"));
+    }
+
+    [Test]
     public void Overlapping_port_ranges_are_rejected_naming_both()
     {
         _ports.Add("serial", 0x3F8, 8, new RecordingDevice("s", 8, AccessConstraints.Any, AccessConstraints.Any));
