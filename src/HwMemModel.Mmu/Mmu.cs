@@ -66,6 +66,10 @@ public sealed partial class Mmu
     private readonly List<StaleTranslationEvent> _stale = [];
     // Fault rule for [kind, privilege, EFLAGS.AC, rights & 7], rebuilt when control state changes.
     private readonly FaultRule[] _rules = new FaultRule[3 * 3 * 2 * 8];
+    // For [kind, privilege, EFLAGS.AC]: bit r set when a TLB entry with rights r (R/W, U/S, XD, D, G) allows the access
+    // outright: no rule fails, no protection key applies, and a write finds D set.
+    private readonly uint[] _allowed = new uint[3 * 3 * 2];
+    private bool _fastPath;
 
     // Cached control state, refreshed by OnControlStateChanged / OnCr3Load.
     private bool _paging, _longMode, _la57, _nxe, _smep, _pke, _wp;
@@ -111,7 +115,12 @@ public sealed partial class Mmu
     /// When on, every TLB hit is compared with the page tables in RAM (a side-effect-free walk) and a mismatch is
     /// reported once per cached entry as a <see cref="StaleTranslationEvent"/>. The cached translation is still used.
     /// </summary>
-    public bool CoherenceChecking { get; set; }
+    public bool CoherenceChecking
+    {
+        get => _coherenceChecking;
+        set { _coherenceChecking = value; OnControlStateChanged(); }
+    }
+    private bool _coherenceChecking;
     /// <summary>Stale translations found so far (the first 10,000).</summary>
     public IReadOnlyList<StaleTranslationEvent> StaleTranslations => _stale;
     /// <summary>Raised for each stale translation found.</summary>
@@ -130,6 +139,63 @@ public sealed partial class Mmu
     /// </summary>
     public Fault Translate(ulong va, AccessKind kind, Privilege privilege, out Translation translation)
     {
+        ref var e = ref FastHit(va, kind, privilege);
+        if (!Unsafe.IsNullRef(ref e))
+        {
+            translation = new Translation(e.PaBase | (va & 0xFFF), e.OrigSize, e.MemType);
+            return default;
+        }
+        return TranslateSlow(va, kind, privilege, out translation);
+    }
+
+    /// <summary>
+    /// The fast path: IA-32e paging, canonical address, an L1 hit in the 4 KiB array whose cached rights allow the
+    /// access outright (no rule fails, no protection key applies, a write finds D set), coherence checking off.
+    /// Counts the translation and the hit and returns the entry; otherwise counts nothing and returns a null ref,
+    /// and the full path (which gives the same results) takes over.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref TlbEntry FastHit(ulong va, AccessKind kind, Privilege privilege)
+    {
+        if (_fastPath && (ulong)((long)(va << _unusedBits) >> _unusedBits) == va)
+        {
+            var l1 = kind == AccessKind.Execute ? _itlb : _dtlb;
+            var a = l1.Array4K;
+            if (a is not null)
+            {
+                int i = a.Find((va & _linearMask) >> 12, PageSize.Size4K, _pcid);
+                if (i >= 0)
+                {
+                    ref var e = ref a.At(i);
+                    if (((_allowed[AllowIndex(kind, privilege)] >> (e.Rights & 31)) & 1) != 0)
+                    {
+                        Counters.Translations++;
+                        l1.Lookups++;
+                        a.Counters.HitsBySize[(int)e.OrigSize]++;
+                        return ref e;
+                    }
+                }
+            }
+        }
+        return ref Unsafe.NullRef<TlbEntry>();
+    }
+
+    /// <summary>Fast path for a physical address; false when the full path must run.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryFastTranslate(ulong va, AccessKind kind, Privilege privilege, out ulong pa)
+    {
+        ref var e = ref FastHit(va, kind, privilege);
+        if (Unsafe.IsNullRef(ref e)) { pa = 0; return false; }
+        pa = e.PaBase | (va & 0xFFF);
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int AllowIndex(AccessKind kind, Privilege privilege) => (((int)kind * 3 + (int)privilege) << 1) | (_ctx.AlignmentCheck ? 1 : 0);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Fault TranslateSlow(ulong va, AccessKind kind, Privilege privilege, out Translation translation)
+    {
         Counters.Translations++;
         if (!_paging)
         {
@@ -141,7 +207,7 @@ public sealed partial class Mmu
             translation = default;
             return new Fault(FaultKind.MachineCheck, 0, va, 0, FaultRule.UnsupportedPagingMode);
         }
-        if ((ulong)((long)(va << _unusedBits) >> _unusedBits) != va)
+        if (!IsCanonical(va))
         {
             Counters.GeneralProtectionFaults++;
             translation = default;
@@ -153,7 +219,6 @@ public sealed partial class Mmu
         if (l1.Find(vam, _pcid, out var array, out int index))
         {
             ref var e = ref array!.At(index);
-            l1.HitsBySize[(int)e.OrigSize]++;
             array.Counters.HitsBySize[(int)e.OrigSize]++;
             return FromEntry(ref e, va, vam, kind, privilege, out translation);
         }
@@ -163,13 +228,11 @@ public sealed partial class Mmu
             if (_stlb.Find(vam, _pcid, out var a2, out int i2))
             {
                 ref var e2 = ref a2!.At(i2);
-                _stlb.HitsBySize[(int)e2.OrigSize]++;
                 a2.Counters.HitsBySize[(int)e2.OrigSize]++;
                 l1.MissesBySize[(int)e2.OrigSize]++;
                 var copy = e2;
                 copy.Size = copy.OrigSize;
                 copy.PaBase = e2.PaBase & ~(e2.OrigSize.Bytes() - 1);
-                copy.StaleReported = false;
                 l1.Insert(copy, vam);
                 return FromEntry(ref e2, va, vam, kind, privilege, out translation);
             }
@@ -436,12 +499,27 @@ public sealed partial class Mmu
         _addrMask = ((1UL << maxPhys) - 1) & ~0xFFFUL;
         _rsvdHigh = ((1UL << 52) - 1) & ~((1UL << maxPhys) - 1);
         _pcid = _ctx.CurrentPcid;
+        _fastPath = _paging && _longMode && !CoherenceChecking;
         for (int k = 0; k < 3; k++)
             for (int p = 0; p < 3; p++)
                 for (int ac = 0; ac < 2; ac++)
+                {
+                    uint allowed = 0;
                     for (int r = 0; r < 8; r++)
-                        _rules[((((k * 3 + p) << 1) | ac) << 3) | r] =
-                            RightsRule((AccessKind)k, (Privilege)p, ac == 1, (byte)r, _nxe, _smep, smap, _wp);
+                    {
+                        var rule = RightsRule((AccessKind)k, (Privilege)p, ac == 1, (byte)r, _nxe, _smep, smap, _wp);
+                        _rules[((((k * 3 + p) << 1) | ac) << 3) | r] = rule;
+                        bool keyed = _pke && k != (int)AccessKind.Execute && (r & US) != 0;
+                        if (rule != FaultRule.None || keyed) continue;
+                        for (int extra = 0; extra < 4; extra++) // D and G bits
+                        {
+                            int full = r | (extra << 3);
+                            if (k == (int)AccessKind.Write && (full & TlbEntry.RightDirty) == 0) continue;
+                            allowed |= 1u << full;
+                        }
+                    }
+                    _allowed[((k * 3 + p) << 1) | ac] = allowed;
+                }
     }
 
     internal void OnCr3Load(bool noFlush)

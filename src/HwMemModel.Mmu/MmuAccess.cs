@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using HwMemModel.Bus;
 
 namespace HwMemModel.Mmu;
@@ -15,17 +16,31 @@ public sealed partial class Mmu
     /// </summary>
     public AccessResult Read(ulong va, int size, Privilege privilege, out ulong value, AccessKind kind = AccessKind.Read)
     {
-        CheckSize(size);
-        if (kind == AccessKind.Write) ThrowWriteKind();
-        if ((va & 0xFFF) + (ulong)size <= 0x1000)
+        if (IsSimple(va, size) && kind != AccessKind.Write)
         {
+            if (TryFastTranslate(va, kind, privilege, out ulong pa))
+                return new AccessResult(default, _bus.Read(pa, size, out value, _attrs));
             var f = Translate(va, kind, privilege, out var t);
             if (f.IsFault) { value = 0; return new AccessResult(f, BusStatus.Ok); }
             return new AccessResult(Fault.None, _bus.Read(t.PhysicalAddress, size, out value, _attrs));
         }
+        return ReadSplit(va, size, privilege, out value, kind);
+    }
+
+    // A valid size (1, 2, 4, 8) within one page.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool IsSimple(ulong va, int size)
+        => (uint)(size - 1) < 8 && (size & (size - 1)) == 0 && (va & 0xFFF) + (ulong)size <= 0x1000;
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private AccessResult ReadSplit(ulong va, int size, Privilege privilege, out ulong value, AccessKind kind)
+    {
+        CheckSize(size);
+        if (kind == AccessKind.Write) ThrowWriteKind();
         Span<byte> buf = stackalloc byte[8];
+        buf.Clear();
         var r = ReadBytes(va, buf[..size], privilege, kind);
-        value = r.Ok || !r.Fault.IsFault ? BinaryPrimitives.ReadUInt64LittleEndian(buf) : 0;
+        value = r.Fault.IsFault ? 0 : BinaryPrimitives.ReadUInt64LittleEndian(buf);
         return r;
     }
 
@@ -35,13 +50,21 @@ public sealed partial class Mmu
     /// <summary>Writes the low 1, 2, 4 or 8 bytes of <paramref name="value"/> at <paramref name="va"/>; a page-crossing write translates both pages first.</summary>
     public AccessResult Write(ulong va, int size, ulong value, Privilege privilege)
     {
-        CheckSize(size);
-        if ((va & 0xFFF) + (ulong)size <= 0x1000)
+        if (IsSimple(va, size))
         {
+            if (TryFastTranslate(va, AccessKind.Write, privilege, out ulong pa))
+                return new AccessResult(default, _bus.Write(pa, size, value, _attrs));
             var f = Translate(va, AccessKind.Write, privilege, out var t);
             if (f.IsFault) return new AccessResult(f, BusStatus.Ok);
             return new AccessResult(Fault.None, _bus.Write(t.PhysicalAddress, size, value, _attrs));
         }
+        return WriteSplit(va, size, value, privilege);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private AccessResult WriteSplit(ulong va, int size, ulong value, Privilege privilege)
+    {
+        CheckSize(size);
         Span<byte> buf = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64LittleEndian(buf, value);
         return WriteBytes(va, buf[..size], privilege);

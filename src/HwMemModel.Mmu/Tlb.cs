@@ -23,18 +23,16 @@ internal struct TlbEntry
     public readonly bool Dirty => (Rights & RightDirty) != 0;
 }
 
-/// <summary>Counters of one TLB array.</summary>
+/// <summary>
+/// Counters of one TLB array. Lookups and misses are counted per TLB level (<see cref="TlbLevel"/>), because one
+/// lookup probes every array of its level; hits land in exactly one array and are counted here.
+/// </summary>
 public sealed class TlbArrayCounters
 {
     internal readonly long[] HitsBySize = new long[3];
-    internal readonly long[] MissesBySize = new long[3];
 
-    /// <summary>Lookups (one per access that reached this array).</summary>
-    public long Lookups { get; internal set; }
-    /// <summary>Hits for a page size.</summary>
+    /// <summary>Hits for translations of a page size (a fractured entry counts under its translation's size).</summary>
     public long Hits(PageSize size) => HitsBySize[(int)size];
-    /// <summary>Misses attributed to a page size (the size the translation turned out to have).</summary>
-    public long Misses(PageSize size) => MissesBySize[(int)size];
     /// <summary>All hits.</summary>
     public long TotalHits => HitsBySize[0] + HitsBySize[1] + HitsBySize[2];
     /// <summary>Entries evicted to make room.</summary>
@@ -204,19 +202,20 @@ public sealed class TlbLevel
     public IReadOnlyList<TlbArray> Arrays { get; }
     /// <summary>Lookups at this level.</summary>
     public long Lookups { get; internal set; }
-    internal readonly long[] HitsBySize = new long[3];
     internal readonly long[] MissesBySize = new long[3];
-    /// <summary>Hits at this level for translations of a page size.</summary>
-    public long Hits(PageSize size) => HitsBySize[(int)size];
+    /// <summary>Hits at this level for translations of a page size (the sum over its arrays).</summary>
+    public long Hits(PageSize size) => Arrays.Sum(a => a.Counters.Hits(size));
     /// <summary>Misses at this level, attributed to the page size the translation turned out to have.</summary>
     public long Misses(PageSize size) => MissesBySize[(int)size];
     /// <summary>All hits.</summary>
-    public long TotalHits => HitsBySize[0] + HitsBySize[1] + HitsBySize[2];
+    public long TotalHits => Arrays.Sum(a => a.Counters.TotalHits);
     /// <summary>Misses whose walk faulted, so no page size can be attributed.</summary>
     public long FaultingMisses { get; internal set; }
     /// <summary>All misses, faulting ones included.</summary>
     public long TotalMisses => MissesBySize[0] + MissesBySize[1] + MissesBySize[2] + FaultingMisses;
     internal bool IsEmpty => Arrays.Count == 0;
+    /// <summary>The array holding 4 KiB entries, or null.</summary>
+    internal TlbArray? Array4K => _bySize[0];
 
     /// <summary>Looks up <paramref name="vaMasked"/> in every array; returns the array and index of the hit.</summary>
     internal bool Find(ulong vaMasked, ushort pcid, out TlbArray? array, out int index)

@@ -6,7 +6,7 @@ namespace HwMemModel.Mmu.Tests.Rights;
 /// <param name="Writable">R/W (bit 1).</param>
 /// <param name="User">U/S (bit 2).</param>
 /// <param name="NoExecute">XD (bit 63).</param>
-internal readonly record struct EntryRights(bool Writable, bool User, bool NoExecute)
+public readonly record struct EntryRights(bool Writable, bool User, bool NoExecute)
 {
     public static EntryRights Permissive => new(true, true, false);
 
@@ -14,7 +14,7 @@ internal readonly record struct EntryRights(bool Writable, bool User, bool NoExe
 }
 
 /// <summary>The processor state that §4.6 consults.</summary>
-internal readonly record struct RightsControls(bool Wp, bool Nxe, bool Smep, bool Smap, bool Ac, bool Pke, uint Pkru)
+public readonly record struct RightsControls(bool Wp, bool Nxe, bool Smep, bool Smap, bool Ac, bool Pke, uint Pkru)
 {
     public override string ToString()
         => $"WP={B(Wp)} NXE={B(Nxe)} SMEP={B(Smep)} SMAP={B(Smap)} AC={B(Ac)} PKE={B(Pke)} PKRU=0x{Pkru:x8}";
@@ -23,7 +23,7 @@ internal readonly record struct RightsControls(bool Wp, bool Nxe, bool Smep, boo
 }
 
 /// <summary>What the SDM says must happen: no fault, or #PF with this error code.</summary>
-internal readonly record struct SdmOutcome(bool Faults, PageFaultErrorCode ErrorCode)
+public readonly record struct SdmOutcome(bool Faults, PageFaultErrorCode ErrorCode)
 {
     public static SdmOutcome Allowed => new(false, PageFaultErrorCode.None);
 
@@ -76,9 +76,10 @@ internal static class SdmAccessRights
         bool userModeAddress = allUser;
         bool executeDisabled = c.Nxe && anyXdBit;
 
-        // §4.6.2: protection keys apply only with CR4.PKE=1, only to data accesses, only to user-mode addresses.
-        // "if ADi = 1, no data accesses are permitted"; "if WDi = 1, ... user-mode write accesses are not permitted;
-        //  supervisor-mode write accesses are not permitted if CR0.WP = 1".
+        // §4.6.2 (paraphrased): protection keys apply only with CR4.PKE=1 in IA-32e paging, only to data accesses, only to
+        // user-mode addresses; the key is bits 62:59 of the leaf. PKRU.ADi (bit 2i) = 1 forbids every data access (read
+        // or write, user or supervisor); PKRU.WDi (bit 2i+1) = 1 forbids user-mode writes, and supervisor-mode writes
+        // only when CR0.WP = 1.
         bool keyApplies = c.Pke && !fetch && userModeAddress;
         bool ad = ((c.Pkru >> (2 * protectionKey)) & 1) != 0;
         bool wd = ((c.Pkru >> (2 * protectionKey + 1)) & 1) != 0;
