@@ -101,7 +101,7 @@ public sealed class RamRegion : MemoryRegion
     public long HostBytes =>
         _touchedPages * BusPage.Size
         + _tables * BusPage.TableEntries * sizeof(long)
-        + _directoryCount * BusPage.TableEntries * sizeof(long)
+        + _directoryCount * BusPage.DirectoryEntries * sizeof(long)
         + (long)_directories.Length * sizeof(long);
 
     internal override string IoMemName => "System RAM";
@@ -110,7 +110,7 @@ public sealed class RamRegion : MemoryRegion
     internal byte[]? TryGetPage(ulong offset)
     {
         byte[]?[]?[]? directory = _directories[offset >> BusPage.DirectoryShift];
-        byte[]?[]? table = directory?[(int)(offset >> BusPage.TableShift) & (BusPage.TableEntries - 1)];
+        byte[]?[]? table = directory?[(int)(offset >> BusPage.TableShift) & (BusPage.DirectoryEntries - 1)];
         return table?[(int)(offset >> BusPage.Shift) & (BusPage.TableEntries - 1)];
     }
 
@@ -120,11 +120,11 @@ public sealed class RamRegion : MemoryRegion
         ref byte[]?[]?[]? directory = ref _directories[offset >> BusPage.DirectoryShift];
         if (directory is null)
         {
-            directory = new byte[]?[]?[BusPage.TableEntries];
+            directory = new byte[]?[]?[BusPage.DirectoryEntries];
             _directoryCount++;
         }
 
-        ref byte[]?[]? table = ref directory[(int)(offset >> BusPage.TableShift) & (BusPage.TableEntries - 1)];
+        ref byte[]?[]? table = ref directory[(int)(offset >> BusPage.TableShift) & (BusPage.DirectoryEntries - 1)];
         if (table is null)
         {
             table = new byte[]?[BusPage.TableEntries];

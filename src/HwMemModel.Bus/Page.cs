@@ -12,12 +12,15 @@ public static class BusPage
     /// <summary>Mask of the offset-within-page bits.</summary>
     public const ulong OffsetMask = Size - 1;
 
-    /// <summary>Pages per second-level table of sparse RAM (one table covers 2 MiB).</summary>
-    internal const int TableEntries = 512;
+    /// <summary>Pages per leaf table of sparse RAM (one table covers 64 KiB), small so that scattered touches stay cheap.</summary>
+    internal const int TableEntries = 16;
 
-    /// <summary>log2 of the bytes one second-level table covers (2 MiB).</summary>
-    internal const int TableShift = Shift + 9;
+    /// <summary>log2 of the bytes one leaf table covers (64 KiB).</summary>
+    internal const int TableShift = Shift + 4;
+
+    /// <summary>Leaf tables per directory (one directory covers 1 GiB).</summary>
+    internal const int DirectoryEntries = 1 << (DirectoryShift - TableShift);
 
     /// <summary>log2 of the bytes one directory covers (1 GiB).</summary>
-    internal const int DirectoryShift = TableShift + 9;
+    internal const int DirectoryShift = 30;
 }

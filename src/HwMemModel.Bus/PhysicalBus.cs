@@ -219,6 +219,7 @@ public sealed partial class PhysicalBus
 
     private void LayoutChanged()
     {
+        _layoutGeneration++;
         _view = FlatView.Build(_regions);
         _lastHit = 0;
         InvalidatePageCache();

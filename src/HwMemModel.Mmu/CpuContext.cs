@@ -63,7 +63,11 @@ public sealed class CpuContext
     public uint Pkru { get => _pkru; set => _pkru = value; }
 
     /// <summary>EFLAGS.AC: when 1, CR4.SMAP allows explicit supervisor data accesses to user-mode pages.</summary>
-    public bool AlignmentCheck { get => _ac; set => _ac = value; }
+    public bool AlignmentCheck
+    {
+        get => _ac;
+        set { _ac = value; Mmu.OnAlignmentCheckChanged(value); }
+    }
 
     /// <summary>Current privilege level, 0 to 3.</summary>
     public int Cpl

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using HwMemModel.Bus;
 
 namespace HwMemModel.Mmu;
@@ -68,8 +69,10 @@ public sealed partial class Mmu
     private readonly FaultRule[] _rules = new FaultRule[3 * 3 * 2 * 8];
     // For [kind, privilege, EFLAGS.AC]: bit r set when a TLB entry with rights r (R/W, U/S, XD, D, G) allows the access
     // outright: no rule fails, no protection key applies, and a write finds D set.
-    private readonly uint[] _allowed = new uint[3 * 3 * 2];
+    private readonly ulong[] _allowed = new ulong[3 * 3 * 2];
     private bool _fastPath;
+    private int _acIndex;
+    private readonly TlbArray? _itlb4K, _dtlb4K;
 
     // Cached control state, refreshed by OnControlStateChanged / OnCr3Load.
     private bool _paging, _longMode, _la57, _nxe, _smep, _pke, _wp;
@@ -88,6 +91,9 @@ public sealed partial class Mmu
         _itlb = new TlbLevel("ITLB", geometry.InstructionL1);
         _dtlb = new TlbLevel("DTLB", geometry.DataL1);
         _stlb = new TlbLevel("STLB", geometry.UnifiedL2);
+        _itlb4K = _itlb.Array4K;
+        _dtlb4K = _dtlb.Array4K;
+        Counters.FastTranslations = () => (_itlb4K?.Counters.FastHits4K ?? 0) + (_dtlb4K?.Counters.FastHits4K ?? 0);
         if (geometry.PagingStructureCaches)
         {
             _psc[2] = new PagingStructureCache(2, geometry.PdCacheEntries);
@@ -159,21 +165,15 @@ public sealed partial class Mmu
     {
         if (_fastPath && (ulong)((long)(va << _unusedBits) >> _unusedBits) == va)
         {
-            var l1 = kind == AccessKind.Execute ? _itlb : _dtlb;
-            var a = l1.Array4K;
+            var a = kind == AccessKind.Execute ? _itlb4K : _dtlb4K;
             if (a is not null)
             {
-                int i = a.Find((va & _linearMask) >> 12, PageSize.Size4K, _pcid);
-                if (i >= 0)
+                ref var e = ref a.FindFast4K((va & _linearMask) >> 12, _pcid);
+                if (!Unsafe.IsNullRef(ref e)
+                    && ((Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_allowed), (((int)kind * 3 + (int)privilege) << 1) | _acIndex) >> e.Rights) & 1) != 0)
                 {
-                    ref var e = ref a.At(i);
-                    if (((_allowed[AllowIndex(kind, privilege)] >> (e.Rights & 31)) & 1) != 0)
-                    {
-                        Counters.Translations++;
-                        l1.Lookups++;
-                        a.Counters.HitsBySize[(int)e.OrigSize]++;
-                        return ref e;
-                    }
+                    a.Counters.FastHits4K++;
+                    return ref e;
                 }
             }
         }
@@ -190,13 +190,13 @@ public sealed partial class Mmu
         return true;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int AllowIndex(AccessKind kind, Privilege privilege) => (((int)kind * 3 + (int)privilege) << 1) | (_ctx.AlignmentCheck ? 1 : 0);
+    /// <summary>Called by <see cref="CpuContext.AlignmentCheck"/>: EFLAGS.AC selects the SMAP rule set.</summary>
+    internal void OnAlignmentCheckChanged(bool ac) => _acIndex = ac ? 1 : 0;
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private Fault TranslateSlow(ulong va, AccessKind kind, Privilege privilege, out Translation translation)
     {
-        Counters.Translations++;
+        Counters.SlowTranslations++;
         if (!_paging)
         {
             translation = new Translation(_longMode ? va : va & 0xFFFF_FFFFUL, PageSize.Size4K, MemoryType.WriteBack);
@@ -215,7 +215,7 @@ public sealed partial class Mmu
         }
         ulong vam = va & _linearMask;
         var l1 = kind == AccessKind.Execute ? _itlb : _dtlb;
-        l1.Lookups++;
+        l1.SlowLookups++;
         if (l1.Find(vam, _pcid, out var array, out int index))
         {
             ref var e = ref array!.At(index);
@@ -224,7 +224,7 @@ public sealed partial class Mmu
         }
         if (!_stlb.IsEmpty)
         {
-            _stlb.Lookups++;
+            _stlb.SlowLookups++;
             if (_stlb.Find(vam, _pcid, out var a2, out int i2))
             {
                 ref var e2 = ref a2!.At(i2);
@@ -311,7 +311,7 @@ public sealed partial class Mmu
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int RuleIndex(AccessKind kind, Privilege privilege, byte rights)
-        => (((((int)kind * 3 + (int)privilege) << 1) | (_ctx.AlignmentCheck ? 1 : 0)) << 3) | (rights & 7);
+        => (((((int)kind * 3 + (int)privilege) << 1) | _acIndex) << 3) | (rights & 7);
 
     private PageFaultErrorCode BaseErrorCode(AccessKind kind, Privilege privilege)
     {
@@ -504,7 +504,7 @@ public sealed partial class Mmu
             for (int p = 0; p < 3; p++)
                 for (int ac = 0; ac < 2; ac++)
                 {
-                    uint allowed = 0;
+                    ulong allowed = 0;
                     for (int r = 0; r < 8; r++)
                     {
                         var rule = RightsRule((AccessKind)k, (Privilege)p, ac == 1, (byte)r, _nxe, _smep, smap, _wp);
@@ -515,7 +515,7 @@ public sealed partial class Mmu
                         {
                             int full = r | (extra << 3);
                             if (k == (int)AccessKind.Write && (full & TlbEntry.RightDirty) == 0) continue;
-                            allowed |= 1u << full;
+                            allowed |= 1UL << full; // entries with the Fractured bit (32) never take the fast path
                         }
                     }
                     _allowed[((k * 3 + p) << 1) | ac] = allowed;

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using HwMemModel.Bus;
 
 namespace HwMemModel.Mmu;
@@ -18,13 +19,44 @@ public sealed partial class Mmu
     {
         if (IsSimple(va, size) && kind != AccessKind.Write)
         {
-            if (TryFastTranslate(va, kind, privilege, out ulong pa))
-                return new AccessResult(default, _bus.Read(pa, size, out value, _attrs));
+            ref var e = ref FastHit(va, kind, privilege);
+            if (!Unsafe.IsNullRef(ref e))
+            {
+                // The entry keeps the bus's answer for its physical page (like QEMU's TLB addend): a read of RAM or ROM
+                // then goes straight to the page's host memory, counted as a bus read; anything else goes through the bus.
+                var host = e.Host;
+                if (host is not null && e.HostGeneration == _bus.LayoutGeneration)
+                {
+                    _bus.CountFastRead(RequesterKind.Cpu);
+                    ref byte p = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(host), e.HostIndex + (int)(va & 0xFFF));
+                    value = size switch
+                    {
+                        8 => Unsafe.ReadUnaligned<ulong>(ref p),
+                        4 => Unsafe.ReadUnaligned<uint>(ref p),
+                        2 => Unsafe.ReadUnaligned<ushort>(ref p),
+                        _ => p,
+                    };
+                    return default;
+                }
+                return ReadAndResolveHost(ref e, e.PaBase | (va & 0xFFF), size, out value);
+            }
             var f = Translate(va, kind, privilege, out var t);
             if (f.IsFault) { value = 0; return new AccessResult(f, BusStatus.Ok); }
             return new AccessResult(Fault.None, _bus.Read(t.PhysicalAddress, size, out value, _attrs));
         }
         return ReadSplit(va, size, privilege, out value, kind);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private AccessResult ReadAndResolveHost(ref TlbEntry e, ulong pa, int size, out ulong value)
+    {
+        if (_bus.TryGetReadablePage(pa, out byte[] array, out int index))
+        {
+            e.Host = array;
+            e.HostIndex = index;
+            e.HostGeneration = _bus.LayoutGeneration;
+        }
+        return new AccessResult(default, _bus.Read(pa, size, out value, _attrs));
     }
 
     // A valid size (1, 2, 4, 8) within one page.

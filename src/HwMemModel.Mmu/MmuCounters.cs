@@ -32,8 +32,11 @@ public sealed class MmuCounters
 {
     internal readonly long[] FlushesByKind = new long[Enum.GetValues<FlushKind>().Length];
 
+    internal long SlowTranslations;
+    internal Func<long> FastTranslations = () => 0;
+
     /// <summary>Translations requested.</summary>
-    public long Translations { get; internal set; }
+    public long Translations => SlowTranslations + FastTranslations();
     /// <summary>Page walks performed (TLB misses and dirty-bit re-walks).</summary>
     public long Walks { get; internal set; }
     /// <summary>Paging-structure entries read by walks.</summary>

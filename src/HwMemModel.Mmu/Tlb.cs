@@ -1,10 +1,13 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace HwMemModel.Mmu;
 
 /// <summary>One cached translation. Rights are the combined R/W, U/S and XD of all levels, as the SDM describes TLB contents.</summary>
 internal struct TlbEntry
 {
     public const ulong InvalidVpn = ulong.MaxValue;
-    public const byte RightWrite = 1, RightUser = 2, RightNoExecute = 4, RightDirty = 8, RightGlobal = 16;
+    public const byte RightWrite = 1, RightUser = 2, RightNoExecute = 4, RightDirty = 8, RightGlobal = 16, Fractured = 32;
 
     public ulong Vpn;        // linear page number of this (possibly fractured) entry; InvalidVpn when empty
     public ulong PaBase;     // physical base of this entry's page
@@ -18,6 +21,9 @@ internal struct TlbEntry
     public PageSize Size;     // size of this entry
     public PageSize OrigSize; // size of the translation it came from (larger when fractured)
     public bool StaleReported;
+    public int HostGeneration; // bus layout generation when Host was resolved
+    public int HostIndex;      // index of the page's first byte in Host
+    public byte[]? Host;       // host memory of the physical page (RAM with host memory, or ROM), for reads
 
     public readonly bool Global => (Rights & RightGlobal) != 0;
     public readonly bool Dirty => (Rights & RightDirty) != 0;
@@ -30,11 +36,13 @@ internal struct TlbEntry
 public sealed class TlbArrayCounters
 {
     internal readonly long[] HitsBySize = new long[3];
+    // Hits of 4 KiB translations served by the MMU's fast path (counted apart to keep that path short).
+    internal long FastHits4K;
 
     /// <summary>Hits for translations of a page size (a fractured entry counts under its translation's size).</summary>
-    public long Hits(PageSize size) => HitsBySize[(int)size];
+    public long Hits(PageSize size) => HitsBySize[(int)size] + (size == PageSize.Size4K ? FastHits4K : 0);
     /// <summary>All hits.</summary>
-    public long TotalHits => HitsBySize[0] + HitsBySize[1] + HitsBySize[2];
+    public long TotalHits => HitsBySize[0] + HitsBySize[1] + HitsBySize[2] + FastHits4K;
     /// <summary>Entries evicted to make room.</summary>
     public long Evictions { get; internal set; }
     /// <summary>Entries invalidated by flushes.</summary>
@@ -99,6 +107,26 @@ public sealed class TlbArray
         return -1;
     }
 
+    /// <summary>Lookup of a 4 KiB page number without bounds checks; returns a ref to the entry or a null ref.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ref TlbEntry FindFast4K(ulong vpn, ushort pcid)
+    {
+        int start = (int)(vpn & (ulong)_setMask) * _ways;
+        ulong key = vpn << 15;
+        ref ulong tag = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_tags), start);
+        for (int w = 0; w < _ways; w++)
+        {
+            ulong t = Unsafe.Add(ref tag, w);
+            if ((t & TagKeyMask) == key && ((t & 0xFFF) == pcid || (t & TagGlobal) != 0))
+            {
+                ref var e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries), start + w);
+                e.Lru = ++_clock;
+                return ref e;
+            }
+        }
+        return ref Unsafe.NullRef<TlbEntry>();
+    }
+
     private static ulong TagOf(in TlbEntry e)
         => (e.Vpn << 15) | ((ulong)e.Size << 13) | (e.Global ? TagGlobal : 0) | e.Pcid;
 
@@ -126,6 +154,7 @@ public sealed class TlbArray
         }
         v = entry;
         v.Lru = ++_clock;
+        if (v.OrigSize != v.Size) v.Rights |= TlbEntry.Fractured; else v.Rights &= unchecked((byte)~TlbEntry.Fractured);
         _tags[victim] = TagOf(v);
         if (v.OrigSize != v.Size) _fractured++;
     }
@@ -201,7 +230,8 @@ public sealed class TlbLevel
     /// <summary>The arrays of this level.</summary>
     public IReadOnlyList<TlbArray> Arrays { get; }
     /// <summary>Lookups at this level.</summary>
-    public long Lookups { get; internal set; }
+    public long Lookups => SlowLookups + (Array4K?.Counters.FastHits4K ?? 0);
+    internal long SlowLookups;
     internal readonly long[] MissesBySize = new long[3];
     /// <summary>Hits at this level for translations of a page size (the sum over its arrays).</summary>
     public long Hits(PageSize size) => Arrays.Sum(a => a.Counters.Hits(size));

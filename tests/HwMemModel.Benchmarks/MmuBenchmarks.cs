@@ -40,6 +40,7 @@ public class MmuBenchmarks
         bus.AddRam("ram", 0, 256UL << 20);
         var t = new PageTableBuilder(bus, 0x100_0000, 0x40_0000);
         t.MapRange(Va, 0x200_0000, (ulong)Ops * 0x1000, PageSize.Size4K, PteFlags.Writable | PteFlags.NoExecute);
+        for (int i = 0; i < Ops; i++) bus.Write(0x200_0000UL + (ulong)i * 0x1000, 8, (ulong)i + 1, BusAttributes.Host); // touch the data pages
         var cpu = new CpuContext(bus, 0, null, geometry);
         cpu.EnterLongMode(t.Root);
         return cpu;

@@ -25,6 +25,28 @@ public sealed class SparseRamTests
     }
 
     [Test]
+    public void Touching_64_MiB_as_pages_scattered_every_4_MiB_costs_at_most_100_MiB_of_host_memory()
+    {
+        // The worst case for a table-based sparse store: every touched page is alone in its neighbourhood.
+        var bus = new PhysicalBus();
+        RamRegion ram = bus.AddRam("ram", 0, 64 * GiB);
+        long allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
+        const int pages = 16384; // 64 MiB
+        ulong stride = 64 * GiB / pages;
+        for (ulong i = 0; i < pages; i++)
+        {
+            bus.Write(i * stride + 0x800, 8, i + 1, BusAttributes.Host);
+        }
+
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
+        Assert.That(ram.TouchedPages, Is.EqualTo(pages));
+        Assert.That(allocated, Is.LessThanOrEqualTo(100 * (long)MiB));
+        Assert.That(ram.HostBytes, Is.LessThanOrEqualTo(100 * (long)MiB));
+        bus.Read(5000 * stride + 0x800, 8, out ulong value, BusAttributes.Host);
+        Assert.That(value, Is.EqualTo(5001UL));
+    }
+
+    [Test]
     public void Touching_64_MiB_of_a_64_GiB_region_costs_at_most_100_MiB_of_host_memory()
     {
         var bus = new PhysicalBus();
