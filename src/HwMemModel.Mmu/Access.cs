@@ -103,14 +103,37 @@ public enum FaultRule : byte
     InvalidInvpcid,
 }
 
-/// <summary>A fault as a value: kind, #PF error code, faulting address (CR2), level and rule.</summary>
-/// <param name="Kind">The exception class.</param>
-/// <param name="ErrorCode">The #PF error code (0 for #GP(0)).</param>
-/// <param name="Address">The linear address that faulted (CR2 for #PF).</param>
-/// <param name="Level">The paging level that decided the fault (5..1), or 0 when decided from combined rights or before the walk.</param>
-/// <param name="Rule">The rule that failed.</param>
-public readonly record struct Fault(FaultKind Kind, PageFaultErrorCode ErrorCode, ulong Address, int Level, FaultRule Rule)
+/// <summary>A fault as a value: kind, #PF error code, faulting address (CR2), level and rule. 16 bytes, so it is returned in registers.</summary>
+public readonly record struct Fault
 {
+    private readonly byte _level;
+
+    /// <summary>Creates a fault.</summary>
+    /// <param name="kind">The exception class.</param>
+    /// <param name="errorCode">The #PF error code (0 for #GP(0)).</param>
+    /// <param name="address">The linear address that faulted (CR2 for #PF).</param>
+    /// <param name="level">The paging level that decided the fault (5..1), or 0 when decided from combined rights or before the walk.</param>
+    /// <param name="rule">The rule that failed.</param>
+    public Fault(FaultKind kind, PageFaultErrorCode errorCode, ulong address, int level, FaultRule rule)
+    {
+        Address = address;
+        ErrorCode = errorCode;
+        Kind = kind;
+        Rule = rule;
+        _level = (byte)level;
+    }
+
+    /// <summary>The linear address that faulted (CR2 for #PF).</summary>
+    public ulong Address { get; }
+    /// <summary>The #PF error code (0 for #GP(0)).</summary>
+    public PageFaultErrorCode ErrorCode { get; }
+    /// <summary>The exception class.</summary>
+    public FaultKind Kind { get; }
+    /// <summary>The rule that failed.</summary>
+    public FaultRule Rule { get; }
+    /// <summary>The paging level that decided the fault (5..1), or 0 when decided from cached rights or before the walk.</summary>
+    public int Level => _level;
+
     /// <summary>No fault.</summary>
     public static Fault None => default;
 
