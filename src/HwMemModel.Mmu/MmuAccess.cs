@@ -102,56 +102,64 @@ public sealed partial class Mmu
         return WriteBytes(va, buf[..size], privilege);
     }
 
-    /// <summary>Reads a byte range through translation, page by page; every page is translated before any bus read.</summary>
+    /// <summary>
+    /// Reads a byte range through translation, page by page; every page is translated before any bus read, so a fault
+    /// leaves nothing read. Linear addresses wrap modulo 2^64.
+    /// </summary>
     public AccessResult ReadBytes(ulong va, Span<byte> destination, Privilege privilege, AccessKind kind = AccessKind.Read)
     {
         if (kind == AccessKind.Write) ThrowWriteKind();
         var f = ProbeRange(va, destination.Length, kind, privilege);
         if (f.IsFault) return new AccessResult(f, BusStatus.Ok);
         var status = BusStatus.Ok;
-        int done = 0;
-        while (done < destination.Length)
+        for (int done = 0; done < destination.Length;)
         {
             ulong cur = va + (ulong)done;
-            int chunk = (int)Math.Min((ulong)(destination.Length - done), 0x1000 - (cur & 0xFFF));
-            Translate(cur, kind, privilege, out var t);
+            int chunk = ChunkAt(cur, destination.Length - done);
+            f = Translate(cur, kind, privilege, out var t);
+            if (f.IsFault) return new AccessResult(f, status);
             var s = _bus.ReadBytes(t.PhysicalAddress, destination.Slice(done, chunk), _attrs);
-            if (s != BusStatus.Ok && status == BusStatus.Ok) status = s;
+            if (status == BusStatus.Ok) status = s;
             done += chunk;
         }
         return new AccessResult(Fault.None, status);
     }
 
-    /// <summary>Writes a byte range through translation; every page is translated (for writing) before any bus write.</summary>
+    /// <summary>
+    /// Writes a byte range through translation; every page is translated for writing before any bus write, so a fault
+    /// leaves memory unchanged. Linear addresses wrap modulo 2^64.
+    /// </summary>
     public AccessResult WriteBytes(ulong va, ReadOnlySpan<byte> source, Privilege privilege)
     {
         var f = ProbeRange(va, source.Length, AccessKind.Write, privilege);
         if (f.IsFault) return new AccessResult(f, BusStatus.Ok);
         var status = BusStatus.Ok;
-        int done = 0;
-        while (done < source.Length)
+        for (int done = 0; done < source.Length;)
         {
             ulong cur = va + (ulong)done;
-            int chunk = (int)Math.Min((ulong)(source.Length - done), 0x1000 - (cur & 0xFFF));
-            Translate(cur, AccessKind.Write, privilege, out var t);
+            int chunk = ChunkAt(cur, source.Length - done);
+            f = Translate(cur, AccessKind.Write, privilege, out var t);
+            if (f.IsFault) return new AccessResult(f, status);
             var s = _bus.WriteBytes(t.PhysicalAddress, source.Slice(done, chunk), _attrs);
-            if (s != BusStatus.Ok && status == BusStatus.Ok) status = s;
+            if (status == BusStatus.Ok) status = s;
             done += chunk;
         }
         return new AccessResult(Fault.None, status);
     }
 
+    /// <summary>Bytes from <paramref name="va"/> to the end of its page, at most <paramref name="remaining"/>.</summary>
+    private static int ChunkAt(ulong va, int remaining) => (int)Math.Min((ulong)remaining, 0x1000 - (va & 0xFFF));
+
     private Fault ProbeRange(ulong va, int length, AccessKind kind, Privilege privilege)
     {
-        if (length == 0) return Fault.None;
-        ulong last = va + (ulong)(length - 1);
-        for (ulong page = va & ~0xFFFUL; ; page += 0x1000)
+        for (int done = 0; done < length;)
         {
-            ulong at = page < va ? va : page;
-            var f = Translate(at, kind, privilege, out _);
+            ulong cur = va + (ulong)done;
+            var f = Translate(cur, kind, privilege, out _);
             if (f.IsFault) return f;
-            if (page >= (last & ~0xFFFUL) || page + 0x1000 == 0) return Fault.None;
+            done += ChunkAt(cur, length - done);
         }
+        return Fault.None;
     }
 
     private static void CheckSize(int size)

@@ -70,3 +70,34 @@ public sealed class WalkerBasicsTests
         Assert.That(e.Steps, Has.Count.EqualTo(4));
     }
 }
+
+public sealed class RangeAccessTests
+{
+    [Test]
+    public void Page_crossing_write_that_faults_on_the_second_page_writes_nothing_and_reports_cr2_of_that_page()
+    {
+        var m = new TestMachine();
+        m.Tables.Map(0x4000_0000, 0x20_0000, PageSize.Size4K, PteFlags.Writable);
+        var r = m.Mmu.Write(0x4000_0FFC, 8, 0x1122334455667788, Privilege.Supervisor);
+        Assert.That(r.Fault.Kind, Is.EqualTo(FaultKind.PageFault));
+        Assert.That(r.Fault.Address, Is.EqualTo(0x4000_1000UL));
+        Assert.That(r.Fault.ErrorCode, Is.EqualTo(PageFaultErrorCode.Write));
+        Assert.That(m.Phys(0x20_0FF8), Is.Zero, "the first page is unchanged");
+    }
+
+    [Test]
+    public void Range_read_wrapping_past_the_top_of_the_address_space_translates_the_wrapped_part()
+    {
+        var m = new TestMachine();
+        m.Tables.Map(0xFFFF_FFFF_FFFF_F000, 0x20_0000, PageSize.Size4K, PteFlags.Writable);
+        m.Bus.Write(0x20_0FFC, 4, 0xAABBCCDD, HwMemModel.Bus.BusAttributes.Host);
+        var buf = new byte[8];
+        var r = m.Mmu.ReadBytes(0xFFFF_FFFF_FFFF_FFFC, buf, Privilege.Supervisor);
+        Assert.That(r.Fault.Kind, Is.EqualTo(FaultKind.PageFault), "address 0 is not mapped");
+        Assert.That(r.Fault.Address, Is.Zero);
+        m.Tables.Map(0, 0x30_0000, PageSize.Size4K, PteFlags.Writable);
+        m.Bus.Write(0x30_0000, 4, 0x11223344, HwMemModel.Bus.BusAttributes.Host);
+        Assert.That(m.Mmu.ReadBytes(0xFFFF_FFFF_FFFF_FFFC, buf, Privilege.Supervisor).Ok);
+        Assert.That(BitConverter.ToUInt64(buf), Is.EqualTo(0x11223344_AABBCCDDUL));
+    }
+}
