@@ -130,17 +130,11 @@ public sealed partial class Kernel
 
     private void BuildDirectMap(bool pages1G)
     {
-        // init_memory_mapping: the ISA range [0, 1 MiB) is always mapped, then all RAM, with the largest leaves
-        // alignment allows (1 GiB, 2 MiB, else 4 KiB).
-        var ranges = new List<(ulong Start, ulong End)> { (0, MiB) };
-        ranges.AddRange(_ram);
-        ranges.Sort();
-        var merged = new List<(ulong Start, ulong End)>();
-        foreach (var r in ranges)
-        {
-            if (merged.Count > 0 && r.Start <= merged[^1].End) merged[^1] = (merged[^1].Start, Math.Max(merged[^1].End, r.End));
-            else merged.Add(r);
-        }
+        // init_memory_mapping: the ISA range [0, 1 MiB) is always mapped, on its own, then each RAM range above it,
+        // each with the largest leaves alignment allows (1 GiB, 2 MiB, else 4 KiB).
+        var merged = new List<(ulong Start, ulong End)> { (0, MiB) };
+        foreach (var (s, e) in _ram)
+            if (e > MiB) merged.Add((Math.Max(s, MiB), e));
         foreach (var (start, end) in merged)
         {
             for (ulong pa = start; pa < end;)
