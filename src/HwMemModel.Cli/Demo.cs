@@ -66,6 +66,8 @@ public static class Demo
 
         o.WriteLine("== TLB and walk counters ==");
         o.Write(Report.Counters(mmu));
+        o.WriteLine();
+        KernelDemo.Run(o);
         return 0;
     }
 }

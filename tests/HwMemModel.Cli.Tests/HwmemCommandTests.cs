@@ -23,6 +23,10 @@ public sealed class HwmemCommandTests
         Assert.That(output, Does.Contain("a TLB flush is missing"));
         Assert.That(output, Does.Contain("After INVLPG the read returns 0xfeedfacecafebeef"));
         Assert.That(output, Does.Contain("walks "));
+        Assert.That(output, Does.Contain("x86/PAT: Configuration [0-7]: WB  WC  UC- UC  WB  WP  UC- WT  "));
+        Assert.That(output, Does.Contain("kmalloc(100, GFP_KERNEL)  = 0xffff888"));
+        Assert.That(output, Does.Contain("slabinfo - version: 2.1"));
+        Assert.That(output, Does.Contain("x86/mm: Checked W+X mappings: passed, no W+X pages found."));
     }
 
     [Test]
