@@ -8,15 +8,16 @@ namespace HwMemModel.Kernel;
 public enum VfreePagePolicy
 {
     /// <summary>
-    /// At the lazy purge, together with the virtual range (the model's default): until the one TLB flush of the
+    /// At vfree, as mm/vmalloc.c does (vfree → remove_vm_area, then __free_page for each page) — the default; only the
+    /// virtual range waits for the purge, so until then a stale TLB entry can reach a page the allocator has handed to
+    /// someone else (the use-after-free window Linux accepts because nothing may use a vfree'd address).
+    /// </summary>
+    AtVfree = 0,
+    /// <summary>
+    /// At the lazy purge, together with the virtual range (a safer teaching variant): until the one TLB flush of the
     /// purge, a stale TLB entry can reach only a page nobody else owns.
     /// </summary>
-    AtPurge = 0,
-    /// <summary>
-    /// At vfree, as mm/vmalloc.c does (vfree → remove_vm_area, then __free_page for each page); only the virtual range
-    /// waits for the purge, so until then a stale TLB entry can reach a page the allocator has handed to someone else.
-    /// </summary>
-    AtVfree = 1,
+    AtPurge = 1,
 }
 
 /// <content>
@@ -38,7 +39,7 @@ public sealed partial class Kernel
     private bool _lazyHoldsPages;
     private readonly HashSet<string> _warnOnOnce = [];
 
-    /// <summary>When a vfree'd vmalloc area's pages go back to the buddy allocator (default: <see cref="VfreePagePolicy.AtPurge"/>).</summary>
+    /// <summary>When a vfree'd vmalloc area's pages go back to the buddy allocator (default: <see cref="VfreePagePolicy.AtVfree"/>, as Linux).</summary>
     public VfreePagePolicy VfreePages { get; set; }
 
     /// <summary>lazy_max_pages(): fls(number of CPUs) × (32 MiB / PAGE_SIZE); more lazily freed pages trigger a purge.</summary>

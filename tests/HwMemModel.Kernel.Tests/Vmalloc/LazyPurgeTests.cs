@@ -17,8 +17,21 @@ public sealed class LazyPurgeTests
         for (int i = 0; i < 4; i++) Assert.That(k.PageTables.Lookup(va + (ulong)i * Page), Is.Null, "PTE cleared in RAM");
         Assert.That(k.TlbShootdowns.Flushes, Is.Zero, "no flush at vfree");
         Assert.That(k.VmapLazyPages, Is.EqualTo(5), "four pages and the guard page");
-        Assert.That(k.Pages.FreePageCount, Is.EqualTo(free), "the model keeps the pages until the purge");
+        Assert.That(k.Pages.FreePageCount, Is.EqualTo(free + 4), "the pages go back at vfree, as in mm/vmalloc.c");
         Assert.That(k.Vmalloc(Page), Is.EqualTo(va + 5 * Page), "the range is not reused before the purge");
+    }
+
+    [Test]
+    public void With_the_at_purge_policy_the_pages_are_kept_until_the_purge()
+    {
+        var k = Boot();
+        k.VfreePages = VfreePagePolicy.AtPurge;
+        ulong va = k.Vmalloc(4 * Page);
+        long free = k.Pages.FreePageCount;
+        k.Vfree(va);
+        Assert.That(k.Pages.FreePageCount, Is.EqualTo(free), "the model keeps the pages until the purge");
+        k.VmUnmapAliases();
+        Assert.That(k.Pages.FreePageCount, Is.EqualTo(free + 4));
     }
 
     [Test]
