@@ -1,5 +1,6 @@
 using HwMemModel.Kernel;
 using HwMemModel.Machine;
+using HwMemModel.Mmu;
 
 namespace HwMemModel.Cli;
 
@@ -21,6 +22,18 @@ public static class KernelDemo
         o.WriteLine($"kmalloc(64 KiB)           = 0x{big:x16} (from the page allocator, order 4, phys 0x{k.VirtToPhys(big):x})");
         k.Memory.Write(p, 8, 0x1122_3344_5566_7788);
         o.WriteLine($"a write and read back through CPU 0's MMU: 0x{k.Memory.Read(p, 8):x16}");
+        ulong v = k.Vmalloc(16 * 1024);
+        var pages = Enumerable.Range(0, 4).Select(i => $"0x{k.VmallocToPage(v + (ulong)i * 4096):x}");
+        o.WriteLine($"vmalloc(16 KiB)           = 0x{v:x16} (pages {string.Join(", ", pages)}; a guard page follows)");
+        ulong rom = k.IoRemap(0xFFFF_FFF0, 16);
+        k.CurrentCpu.Mmu.Translate(rom, AccessKind.Read, Privilege.Supervisor, out var t);
+        o.WriteLine($"ioremap(0xfffffff0, 16)   = 0x{rom:x16} ({t.MemoryType.ShortName()}, readw: 0x{k.ReadW(rom):x4} = cli; hlt at the reset vector)");
+        o.WriteLine();
+        o.WriteLine("== /proc/vmallocinfo ==");
+        o.Write(k.FormatVmallocInfo());
+        o.WriteLine();
+        o.WriteLine("== /proc/meminfo (subset) ==");
+        o.Write(k.FormatMemInfo());
         o.WriteLine();
         o.WriteLine("== /proc/buddyinfo ==");
         o.Write(k.Pages.FormatBuddyInfo());
@@ -38,5 +51,7 @@ public static class KernelDemo
         k.Kfree(p);
         k.Kfree(q);
         k.Kfree(big);
+        k.Vfree(v);
+        k.IoUnmap(rom);
     }
 }

@@ -37,6 +37,7 @@ public sealed partial class Kernel
     private readonly List<(ulong Start, ulong End)> _ram = [];
     private ulong _earlyNext, _earlyStart;
     private PageAllocator? _pages;
+    private readonly ulong[] _directMapBytes = new ulong[3];
 
     private Kernel(PhysicalBus bus, KernelOptions options)
     {
@@ -143,6 +144,7 @@ public sealed partial class Kernel
                     : (pa & (PageGeometry.Page2M - 1)) == 0 && end - pa >= PageGeometry.Page2M ? PageSize.Size2M
                     : PageSize.Size4K;
                 PageTables.Map(Layout.PageOffset + pa, pa, size, KernelPageTables.PageKernel);
+                _directMapBytes[(int)size] += size.Bytes();
                 pa += size.Bytes();
             }
         }
@@ -202,6 +204,9 @@ public sealed partial class Kernel
         return pa;
     }
 
+    /// <summary>Bytes of the direct map mapped with each page size (4K, 2M, 1G), as /proc/meminfo's DirectMap lines report.</summary>
+    public ulong DirectMapBytes(PageSize size) => _directMapBytes[(int)size];
+
     /// <summary>__va: the direct-map address of a physical address.</summary>
     public ulong PhysToVirt(ulong pa) => Layout.PageOffset + pa;
 
@@ -219,6 +224,9 @@ public sealed partial class Kernel
 
     /// <summary>is_vmalloc_addr: VMALLOC_START ≤ va &lt; VMALLOC_END.</summary>
     public bool IsVmallocAddr(ulong va) => va >= Layout.VmallocStart && va < Layout.VmallocEnd;
+
+    /// <summary>vmalloc_to_page: the physical address of the page frame (the model's struct page) mapped at <paramref name="va"/>, or null.</summary>
+    public ulong? VmallocToPage(ulong va) => VmallocToPfn(va) is { } pfn ? pfn << 12 : null;
 
     /// <summary>vmalloc_to_pfn: the page frame the kernel page tables map at <paramref name="va"/> (read from RAM), or null.</summary>
     public ulong? VmallocToPfn(ulong va)

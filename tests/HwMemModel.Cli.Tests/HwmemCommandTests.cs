@@ -26,6 +26,8 @@ public sealed class HwmemCommandTests
         Assert.That(output, Does.Contain("x86/PAT: Configuration [0-7]: WB  WC  UC- UC  WB  WP  UC- WT  "));
         Assert.That(output, Does.Contain("kmalloc(100, GFP_KERNEL)  = 0xffff888"));
         Assert.That(output, Does.Contain("slabinfo - version: 2.1"));
+        Assert.That(output, Does.Contain("(UC-, readw: 0xf4fa = cli; hlt at the reset vector)"));
+        Assert.That(output, Does.Contain("VmallocTotal:   34359738367 kB"));
         Assert.That(output, Does.Contain("x86/mm: Checked W+X mappings: passed, no W+X pages found."));
     }
 
