@@ -66,6 +66,8 @@ public sealed partial class Kernel
     public int CurrentCpuIndex { get; set; }
     /// <summary>The current CPU.</summary>
     public CpuContext CurrentCpu => _cpus[CurrentCpuIndex];
+    /// <summary>One past the highest usable RAM address.</summary>
+    public ulong RamEnd { get; private set; }
     /// <summary>Usable RAM ranges [start, end) from the memory map.</summary>
     public IReadOnlyList<(ulong Start, ulong End)> Ram => _ram;
     /// <summary>Physical range of boot-time page tables [start, end).</summary>
@@ -97,8 +99,8 @@ public sealed partial class Kernel
         if (!_ram.Any(r => r.Start <= imageStart && r.End >= imageEnd + 4 * MiB))
             throw new ArgumentException($"The kernel image is loaded at 0x{imageStart:x} (CONFIG_PHYSICAL_START) and needs RAM at 0x{imageStart:x}-0x{imageEnd + 4 * MiB - 1:x} "
                 + "for itself and its boot page tables; give the machine at least 32 MiB of RAM from 1 MiB up.");
-        ulong ramEnd = _ram.Max(r => r.End);
-        Layout = new KernelLayout(Options.FiveLevel, ramEnd, Options.KaslrSeed);
+        RamEnd = _ram.Max(r => r.End);
+        Layout = new KernelLayout(Options.FiveLevel, RamEnd, Options.KaslrSeed);
         _earlyStart = _earlyNext = imageEnd;
 
         PageTables = new KernelPageTables(this, AllocTablePage, Options.FiveLevel);
@@ -157,7 +159,7 @@ public sealed partial class Kernel
         foreach (var (s, e) in _ram)
             foreach (var piece in Subtract((s, e), [(0, MiB), (imageStart, _earlyNext)]))
                 free.Add(piece);
-        ulong total = _ram.Max(r => r.End);
+        ulong total = RamEnd;
         ulong per = ((total / (ulong)Options.Nodes) + PageGeometry.Page2M - 1) & ~(PageGeometry.Page2M - 1);
         foreach (var (s, e) in free)
             for (ulong a = s; a < e;)
@@ -216,8 +218,7 @@ public sealed partial class Kernel
     /// </summary>
     public ulong VirtToPhys(ulong va)
     {
-        ulong ramEnd = _ram.Max(r => r.End);
-        if (va >= Layout.PageOffset && va - Layout.PageOffset < ramEnd) return va - Layout.PageOffset;
+        if (va >= Layout.PageOffset && va - Layout.PageOffset < RamEnd) return va - Layout.PageOffset;
         if (va >= KernelLayout.StartKernelMap && va < KernelLayout.ModulesStart) return va - KernelLayout.StartKernelMap;
         throw new ArgumentException($"virt_to_phys used for non-linear address: 0x{va:x16}; use vmalloc_to_pfn for vmalloc and ioremap addresses.");
     }

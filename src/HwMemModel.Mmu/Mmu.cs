@@ -75,7 +75,7 @@ public sealed partial class Mmu
     private readonly TlbArray? _itlb4K, _dtlb4K;
 
     // Cached control state, refreshed by OnControlStateChanged / OnCr3Load.
-    private bool _paging, _longMode, _la57, _nxe, _smep, _pke, _wp;
+    private bool _paging, _longMode, _la57, _nxe, _smep, _pke, _wp, _pge;
     private int _levels, _unusedBits;
     private ulong _linearMask, _rsvdHigh, _addrMask;
     private ushort _pcid;
@@ -276,11 +276,7 @@ public sealed partial class Mmu
             translation = default;
             l1.FaultingMisses++;
             if (!_stlb.IsEmpty) _stlb.FaultingMisses++;
-            if (o.Fault.Kind == FaultKind.PageFault)
-            {
-                Counters.PageFaults++;
-                InvalidateForFault(vam);
-            }
+            if (o.Fault.Kind == FaultKind.PageFault) InvalidateForFault(vam);
             return o.Fault;
         }
         l1.MissesBySize[(int)o.Size]++;
@@ -305,7 +301,6 @@ public sealed partial class Mmu
 
     private Fault RaisePageFault(ulong va, ulong vam, AccessKind kind, Privilege privilege, PageFaultErrorCode extra, int level, FaultRule rule)
     {
-        Counters.PageFaults++;
         InvalidateForFault(vam);
         return new Fault(FaultKind.PageFault, BaseErrorCode(kind, privilege) | extra, va, level, rule);
     }
@@ -415,7 +410,7 @@ public sealed partial class Mmu
                 }
                 o.LeafRaw = sideEffects ? updated : raw;
                 if ((o.LeafRaw & (ulong)PteFlags.Dirty) != 0) rights |= TlbEntry.RightDirty;
-                if (_ctx.Cr4Value is var cr4 && (cr4 & Cr4.PGE) != 0 && (raw & (ulong)PteFlags.Global) != 0) rights |= TlbEntry.RightGlobal;
+                if (_pge && (raw & (ulong)PteFlags.Global) != 0) rights |= TlbEntry.RightGlobal;
                 o.Rights = rights;
                 o.MemType = Pat.TypeAt(_ctx.PatValue, Pat.Index(raw, level > 1));
                 o.PaBase = raw & _addrMask & ~(o.Size.Bytes() - 1);
@@ -492,6 +487,7 @@ public sealed partial class Mmu
         bool smap = (cr4 & Cr4.SMAP) != 0;
         _pke = (cr4 & Cr4.PKE) != 0;
         _wp = (cr0 & Cr0.WP) != 0;
+        _pge = (cr4 & Cr4.PGE) != 0;
         _levels = _la57 ? 5 : 4;
         int width = _la57 ? 57 : 48;
         _unusedBits = 64 - width;
@@ -610,9 +606,10 @@ public sealed partial class Mmu
         for (int l = 2; l <= 5; l++) _psc[l]?.Invalidate(pcid, anyPcid, vam);
     }
 
-    /// <summary>A page fault invalidates the TLB entries for the faulting page and the paging-structure-cache entries used for it.</summary>
+    /// <summary>Counts a page fault, which invalidates the TLB entries for the faulting page and the paging-structure-cache entries used for it.</summary>
     private void InvalidateForFault(ulong vam)
     {
+        Counters.PageFaults++;
         Counters.FlushesByKind[(int)FlushKind.PageFault]++;
         InvalidateAddressEverywhere(vam, includeGlobal: true);
         InvalidatePsc(_pcid, anyPcid: false, vam);
