@@ -5,6 +5,45 @@ namespace HwMemModel.Bus;
 public sealed partial class PhysicalBus
 {
     private int _layoutGeneration;
+    private readonly HashSet<ulong> _watchedPages = [];
+
+    /// <summary>
+    /// Raised once after a write (by any requester, or <see cref="LoadImage"/>) changes RAM in a page watched with
+    /// <see cref="WatchPageWrites"/>; the argument is the page's base address. The page is no longer watched then:
+    /// a decoded-instruction cache drops what it decoded from the page and watches it again when it decodes anew.
+    /// </summary>
+    public event Action<ulong>? WatchedPageWritten;
+
+    /// <summary>Number of pages currently watched for writes.</summary>
+    public int WatchedPageCount => _watchedPages.Count;
+
+    /// <summary>
+    /// Watches the 4 KiB page holding <paramref name="pa"/> for writes (self-modifying code detection): the next write
+    /// that reaches RAM in that page raises <see cref="WatchedPageWritten"/>. Writes to watched pages leave the
+    /// page-cache fast path, so only pages holding decoded code should be watched.
+    /// </summary>
+    public void WatchPageWrites(ulong pa)
+    {
+        ulong pageBase = pa & ~BusPage.OffsetMask;
+        if (_watchedPages.Add(pageBase))
+        {
+            ref PageCacheEntry entry = ref _pageCache[(int)((pa >> BusPage.Shift) & PageCacheMask)];
+            if (entry.WriteTag == pageBase) entry.WriteTag = InvalidTag;
+        }
+    }
+
+    /// <summary>Whether the page holding <paramref name="pa"/> is watched for writes.</summary>
+    public bool IsPageWatched(ulong pa) => _watchedPages.Contains(pa & ~BusPage.OffsetMask);
+
+    private void NotifyWatched(ulong pa, int length)
+    {
+        ulong first = pa & ~BusPage.OffsetMask, last = (pa + (ulong)Math.Max(length - 1, 0)) & ~BusPage.OffsetMask;
+        for (ulong page = first; ; page += BusPage.Size)
+        {
+            if (_watchedPages.Remove(page)) WatchedPageWritten?.Invoke(page);
+            if (page >= last) break;
+        }
+    }
 
     /// <summary>Changes whenever the layout changes (a region added or removed); host pages obtained before are then stale.</summary>
     internal int LayoutGeneration => _layoutGeneration;

@@ -386,6 +386,7 @@ public sealed partial class PhysicalBus
                         if (pass == 1)
                         {
                             ram.WriteUnchecked(offset, image.Slice(done, n));
+                            if (_watchedPages.Count != 0) NotifyWatched(at, n);
                         }
 
                         break;
@@ -393,6 +394,7 @@ public sealed partial class PhysicalBus
                         if (pass == 1)
                         {
                             image.Slice(done, n).CopyTo(rom.Data.AsSpan((int)offset));
+                            if (_watchedPages.Count != 0) NotifyWatched(at, n);
                         }
 
                         break;
@@ -504,6 +506,7 @@ public sealed partial class PhysicalBus
 
                         CacheRamPage(pa, in r, offset, page);
                         StoreLe(page, (int)(offset & BusPage.OffsetMask), size, value);
+                        if (_watchedPages.Count != 0) NotifyWatched(pa, size);
                         return BusStatus.Ok;
                     }
 
@@ -592,6 +595,7 @@ public sealed partial class PhysicalBus
             {
                 case RamRegion ram:
                     ram.WriteUnchecked(offset, piece);
+                    if (_watchedPages.Count != 0) NotifyWatched(at, count);
                     break;
                 case RomRegion:
                     outcome.RomDropped = true;
@@ -682,7 +686,7 @@ public sealed partial class PhysicalBus
         {
             ref PageCacheEntry entry = ref _pageCache[(int)((pa >> BusPage.Shift) & PageCacheMask)];
             entry.ReadTag = pageBase;
-            entry.WriteTag = pageBase;
+            entry.WriteTag = _watchedPages.Count != 0 && _watchedPages.Contains(pageBase) ? InvalidTag : pageBase;
             entry.Array = page;
             entry.ArrayOffset = 0;
         }

@@ -7,6 +7,12 @@ public static class Cr0
     public const ulong PE = 1UL << 0;
     /// <summary>Extension type (fixed 1 on modern processors).</summary>
     public const ulong ET = 1UL << 4;
+    /// <summary>Monitor coprocessor.</summary>
+    public const ulong MP = 1UL << 1;
+    /// <summary>x87 emulation.</summary>
+    public const ulong EM = 1UL << 2;
+    /// <summary>Task switched.</summary>
+    public const ulong TS = 1UL << 3;
     /// <summary>Numeric error.</summary>
     public const ulong NE = 1UL << 5;
     /// <summary>Write protect: supervisor writes honour R/W.</summary>
@@ -26,6 +32,14 @@ public static class Cr4
 {
     /// <summary>Page-size extensions (ignored in IA-32e paging).</summary>
     public const ulong PSE = 1UL << 4;
+    /// <summary>Virtual-8086 mode extensions.</summary>
+    public const ulong VME = 1UL << 0;
+    /// <summary>Protected-mode virtual interrupts.</summary>
+    public const ulong PVI = 1UL << 1;
+    /// <summary>Time-stamp disable (RDTSC at CPL 0 only).</summary>
+    public const ulong TSD = 1UL << 2;
+    /// <summary>Debugging extensions.</summary>
+    public const ulong DE = 1UL << 3;
     /// <summary>Physical-address extension (required for IA-32e paging).</summary>
     public const ulong PAE = 1UL << 5;
     /// <summary>Machine-check enable.</summary>

@@ -31,7 +31,8 @@ public sealed class CpuFeatures
             throw new ArgumentOutOfRangeException(nameof(MaxPhysAddrBits), MaxPhysAddrBits, "MAXPHYADDR must be between 36 and 52 bits (x86-64 allows at most 52).");
     }
 
-    internal ulong Cr4Allowed
+    /// <summary>The CR4 bits this processor accepts (others raise #GP on MOV to CR4).</summary>
+    public ulong Cr4Allowed
     {
         get
         {
