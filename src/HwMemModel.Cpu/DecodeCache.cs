@@ -11,6 +11,8 @@ internal struct DecodedInstruction
     public byte AddrSize;
     /// <summary>True for the last instruction of its block.</summary>
     public bool EndsBlock;
+    /// <summary>The pre-decoded fast form (64-bit mode), or kind None.</summary>
+    public FastOp Fast;
 }
 
 /// <summary>
@@ -120,6 +122,7 @@ public sealed partial class X86Cpu
             offset += insn.Length;
             bool end = EndsBlock(in insn) || offset >= inPage;
             d.EndsBlock = end;
+            if (_bitness == 64) Precompile(ref d);
             list.Add(d);
             if (end) break;
         }

@@ -958,7 +958,9 @@ public sealed partial class X86Cpu
         if (count == 0)
         {
             // Nothing changes, not even the flags; a memory operand is still checked for the write.
+            // A 32-bit register destination is still written, so its upper half is cleared in 64-bit mode.
             if (i.Op0Kind == OpKind.Memory) { ulong ea0 = EffectiveAddress(ref d); int s0 = SegOf(in i); WriteSeg(s0, ea0, size, ReadSeg(s0, ea0, size)); }
+            else if (size == 4) WriteReg(i.Op0Register, ReadReg(i.Op0Register));
             return;
         }
         ulong m = Mask(size), sign = SignBit(size);
@@ -1046,7 +1048,11 @@ public sealed partial class X86Cpu
         int size = OpSize(in i, 0);
         int bits = size * 8;
         int count = (int)(ReadOp(ref d, 2, 1) & (size == 8 ? 0x3FUL : 0x1FUL));
-        if (count == 0) return;
+        if (count == 0)
+        {
+            if (i.Op0Kind == OpKind.Register && size == 4) WriteReg(i.Op0Register, ReadReg(i.Op0Register));
+            return;
+        }
         ulong src = ReadReg(i.Op1Register);
         ulong m = Mask(size), sign = SignBit(size);
         bool left = i.Mnemonic == Mnemonic.Shld;

@@ -158,8 +158,12 @@ public sealed partial class X86Cpu
             ref var d = ref insns[k];
             _curIp = _rip;
             _rip = d.I.NextIP & ipMask;
-            if (Trace is not null) TraceInstruction(ref d);
-            Execute(ref d);
+            if (Trace is not null)
+            {
+                TraceInstruction(ref d);
+                Execute(ref d);
+            }
+            else if (!ExecuteFast(ref d)) Execute(ref d);
             _retired++;
             if (_blockBroken || _retired >= limit) break;
         }

@@ -72,7 +72,7 @@ public sealed partial class Mmu
     private readonly ulong[] _allowed = new ulong[3 * 3 * 2];
     private bool _fastPath;
     private int _acIndex;
-    private readonly TlbArray? _itlb4K, _dtlb4K;
+    private readonly TlbArray? _itlb4K, _dtlb4K, _itlb2M, _dtlb2M;
 
     // Cached control state, refreshed by OnControlStateChanged / OnCr3Load.
     private bool _paging, _longMode, _la57, _nxe, _smep, _pke, _wp, _pge;
@@ -93,7 +93,10 @@ public sealed partial class Mmu
         _stlb = new TlbLevel("STLB", geometry.UnifiedL2);
         _itlb4K = _itlb.Array4K;
         _dtlb4K = _dtlb.Array4K;
-        Counters.FastTranslations = () => (_itlb4K?.Counters.FastHits4K ?? 0) + (_dtlb4K?.Counters.FastHits4K ?? 0);
+        _itlb2M = _itlb.Array2M;
+        _dtlb2M = _dtlb.Array2M;
+        Counters.FastTranslations = () => (_itlb4K?.Counters.FastHits4K ?? 0) + (_dtlb4K?.Counters.FastHits4K ?? 0)
+            + (_itlb2M?.Counters.FastHits2M ?? 0) + (_dtlb2M?.Counters.FastHits2M ?? 0);
         if (geometry.PagingStructureCaches)
         {
             _psc[2] = new PagingStructureCache(2, geometry.PdCacheEntries);
@@ -148,7 +151,7 @@ public sealed partial class Mmu
         ref var e = ref FastHit(va, kind, privilege);
         if (!Unsafe.IsNullRef(ref e))
         {
-            translation = new Translation(e.PaBase | (va & 0xFFF), e.OrigSize, e.MemType);
+            translation = new Translation(e.PaBase | FastOffset(in e, va), e.OrigSize, e.MemType);
             return default;
         }
         return TranslateSlow(va, kind, privilege, out translation);
@@ -169,16 +172,37 @@ public sealed partial class Mmu
             if (a is not null)
             {
                 ref var e = ref a.FindFast4K((va & _linearMask) >> 12, _pcid);
-                if (!Unsafe.IsNullRef(ref e)
-                    && ((Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_allowed), (((int)kind * 3 + (int)privilege) << 1) | _acIndex) >> e.Rights) & 1) != 0)
+                if (!Unsafe.IsNullRef(ref e))
                 {
-                    a.Counters.FastHits4K++;
-                    return ref e;
+                    if (((Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_allowed), (((int)kind * 3 + (int)privilege) << 1) | _acIndex) >> e.Rights) & 1) != 0)
+                    {
+                        a.Counters.FastHits4K++;
+                        return ref e;
+                    }
+                    return ref Unsafe.NullRef<TlbEntry>();
                 }
             }
+            var b = kind == AccessKind.Execute ? _itlb2M : _dtlb2M;
+            if (b is not null) return ref FastHit2M(b, va, kind, privilege);
         }
         return ref Unsafe.NullRef<TlbEntry>();
     }
+
+    private ref TlbEntry FastHit2M(TlbArray b, ulong va, AccessKind kind, Privilege privilege)
+    {
+        ref var e = ref b.FindFast2M((va & _linearMask) >> 21, _pcid);
+        if (!Unsafe.IsNullRef(ref e)
+            && ((Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_allowed), (((int)kind * 3 + (int)privilege) << 1) | _acIndex) >> e.Rights) & 1) != 0)
+        {
+            b.Counters.FastHits2M++;
+            return ref e;
+        }
+        return ref Unsafe.NullRef<TlbEntry>();
+    }
+
+    /// <summary>Offset of <paramref name="va"/> within the page of a fast-path entry (4 KiB or 2 MiB).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong FastOffset(in TlbEntry e, ulong va) => va & (e.Size == PageSize.Size4K ? 0xFFFUL : 0x1F_FFFFUL);
 
     /// <summary>Fast path for a physical address; false when the full path must run.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -186,7 +210,7 @@ public sealed partial class Mmu
     {
         ref var e = ref FastHit(va, kind, privilege);
         if (Unsafe.IsNullRef(ref e)) { pa = 0; return false; }
-        pa = e.PaBase | (va & 0xFFF);
+        pa = e.PaBase | FastOffset(in e, va);
         return true;
     }
 

@@ -38,6 +38,7 @@ public sealed partial class Mmu
                     };
                     return default;
                 }
+                if (e.Size != PageSize.Size4K) return new AccessResult(default, _bus.Read(e.PaBase | FastOffset(in e, va), size, out value, _attrs));
                 return ReadAndResolveHost(ref e, e.PaBase | (va & 0xFFF), size, out value);
             }
             var f = Translate(va, kind, privilege, out var t);

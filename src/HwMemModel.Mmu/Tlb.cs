@@ -38,11 +38,13 @@ public sealed class TlbArrayCounters
     internal readonly long[] HitsBySize = new long[3];
     // Hits of 4 KiB translations served by the MMU's fast path (counted apart to keep that path short).
     internal long FastHits4K;
+    // Hits of (unfractured) 2 MiB translations served by the fast path.
+    internal long FastHits2M;
 
     /// <summary>Hits for translations of a page size (a fractured entry counts under its translation's size).</summary>
-    public long Hits(PageSize size) => HitsBySize[(int)size] + (size == PageSize.Size4K ? FastHits4K : 0);
+    public long Hits(PageSize size) => HitsBySize[(int)size] + (size == PageSize.Size4K ? FastHits4K : size == PageSize.Size2M ? FastHits2M : 0);
     /// <summary>All hits.</summary>
-    public long TotalHits => HitsBySize[0] + HitsBySize[1] + HitsBySize[2] + FastHits4K;
+    public long TotalHits => HitsBySize[0] + HitsBySize[1] + HitsBySize[2] + FastHits4K + FastHits2M;
     /// <summary>Entries evicted to make room.</summary>
     public long Evictions { get; internal set; }
     /// <summary>Entries invalidated by flushes.</summary>
@@ -120,6 +122,27 @@ public sealed class TlbArray
             if ((t & TagKeyMask) == key && ((t & 0xFFF) == pcid || (t & TagGlobal) != 0))
             {
                 ref var e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries), start + w);
+                e.Lru = ++_clock;
+                return ref e;
+            }
+        }
+        return ref Unsafe.NullRef<TlbEntry>();
+    }
+
+    /// <summary>Lookup of an unfractured 2 MiB page number without bounds checks; a ref to the entry or a null ref.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ref TlbEntry FindFast2M(ulong vpn, ushort pcid)
+    {
+        int start = (int)(vpn & (ulong)_setMask) * _ways;
+        ulong key = (vpn << 15) | ((ulong)PageSize.Size2M << 13);
+        ref ulong tag = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_tags), start);
+        for (int w = 0; w < _ways; w++)
+        {
+            ulong t = Unsafe.Add(ref tag, w);
+            if ((t & TagKeyMask) == key && ((t & 0xFFF) == pcid || (t & TagGlobal) != 0))
+            {
+                ref var e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries), start + w);
+                if ((e.Rights & TlbEntry.Fractured) != 0) break;
                 e.Lru = ++_clock;
                 return ref e;
             }
@@ -230,7 +253,7 @@ public sealed class TlbLevel
     /// <summary>The arrays of this level.</summary>
     public IReadOnlyList<TlbArray> Arrays { get; }
     /// <summary>Lookups at this level.</summary>
-    public long Lookups => SlowLookups + (Array4K?.Counters.FastHits4K ?? 0);
+    public long Lookups => SlowLookups + (Array4K?.Counters.FastHits4K ?? 0) + (Array2M?.Counters.FastHits2M ?? 0);
     internal long SlowLookups;
     internal readonly long[] MissesBySize = new long[3];
     /// <summary>Hits at this level for translations of a page size (the sum over its arrays).</summary>
@@ -246,6 +269,8 @@ public sealed class TlbLevel
     internal bool IsEmpty => Arrays.Count == 0;
     /// <summary>The array holding 4 KiB entries, or null.</summary>
     internal TlbArray? Array4K => _bySize[0];
+    /// <summary>The array holding 2 MiB entries, or null.</summary>
+    internal TlbArray? Array2M => _bySize[1];
 
     /// <summary>Looks up <paramref name="vaMasked"/> in every array; returns the array and index of the hit.</summary>
     internal bool Find(ulong vaMasked, ushort pcid, out TlbArray? array, out int index)

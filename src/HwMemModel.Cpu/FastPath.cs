@@ -1,0 +1,384 @@
+using System.Runtime.CompilerServices;
+using Iced.Intel;
+using HwMemModel.Mmu;
+
+namespace HwMemModel.Cpu;
+
+/// <summary>
+/// Pre-decoded forms of the instructions that dominate compiled 64-bit code, executed without going back to Iced's
+/// operand accessors. Each form gives exactly the result of the general path (the tests run both).
+/// </summary>
+internal enum FastKind : byte
+{
+    None = 0,
+    MovRR, MovRI, MovRM, MovMR, MovMI,
+    AluRR, AluRI, AluRM, AluMR, AluMI,
+    TestRR, TestRI,
+    IncR, DecR,
+    Lea,
+    Jcc, Jmp,
+    PushR, PopR,
+    CallRel, Ret,
+    Nop,
+}
+
+internal struct FastOp
+{
+    public FastKind Kind;
+    public byte Dst;      // register index 0-15
+    public byte Src;      // register index 0-15
+    public byte Size;     // 4 or 8
+    public byte Alu;      // 0 add, 1 or, 2 adc, 3 sbb, 4 and, 5 sub, 6 xor, 7 cmp
+    public byte Cc;       // condition code for Jcc
+    public byte Base;     // 0-15, or 16 = none
+    public byte Index;    // 0-15, or 16 = none
+    public byte Scale;    // shift 0-3
+    public byte MemSeg;   // 0 = flat, 1 = FS, 2 = GS
+    public ulong Imm;     // immediate, or branch target
+    public ulong Disp;    // displacement (absolute address for RIP-relative)
+}
+
+public sealed partial class X86Cpu
+{
+    private static int Gpr64(Register r, out int size)
+    {
+        int x = (int)r;
+        if (x >= (int)Register.RAX && x <= (int)Register.R15) { size = 8; return x - (int)Register.RAX; }
+        if (x >= (int)Register.EAX && x <= (int)Register.R15D) { size = 4; return x - (int)Register.EAX; }
+        size = 0;
+        return -1;
+    }
+
+    private static int AluIndex(Mnemonic m) => m switch
+    {
+        Mnemonic.Add => 0, Mnemonic.Or => 1, Mnemonic.Adc => 2, Mnemonic.Sbb => 3,
+        Mnemonic.And => 4, Mnemonic.Sub => 5, Mnemonic.Xor => 6, Mnemonic.Cmp => 7, _ => -1,
+    };
+
+    /// <summary>Fills the fast form of a 64-bit-mode instruction when it has one.</summary>
+    private static void Precompile(ref DecodedInstruction d)
+    {
+        ref var i = ref d.I;
+        ref var f = ref d.Fast;
+        f.Kind = FastKind.None;
+        if (i.HasLockPrefix || i.HasRepPrefix || i.HasRepnePrefix) return;
+        if (i.Op0Kind == OpKind.Memory || i.Op1Kind == OpKind.Memory)
+        {
+            if (d.AddrSize != 8) return;
+            var seg = i.MemorySegment;
+            f.MemSeg = seg == Register.FS ? (byte)1 : seg == Register.GS ? (byte)2 : (byte)0;
+            var b = i.MemoryBase;
+            if (b == Register.RIP) f.Base = 16;
+            else if (b == Register.None) f.Base = 16;
+            else { int bi = Gpr64(b, out int bs); if (bi < 0 || bs != 8) return; f.Base = (byte)bi; }
+            var x = i.MemoryIndex;
+            if (x == Register.None) f.Index = 16;
+            else { int xi = Gpr64(x, out int xs); if (xi < 0 || xs != 8) return; f.Index = (byte)xi; }
+            f.Scale = (byte)System.Numerics.BitOperations.TrailingZeroCount(i.MemoryIndexScale);
+            f.Disp = i.MemoryDisplacement64;
+        }
+        var m = i.Mnemonic;
+        int alu = AluIndex(m);
+        switch (m)
+        {
+            case Mnemonic.Mov:
+            case Mnemonic.Add: case Mnemonic.Or: case Mnemonic.Adc: case Mnemonic.Sbb:
+            case Mnemonic.And: case Mnemonic.Sub: case Mnemonic.Xor: case Mnemonic.Cmp:
+            case Mnemonic.Test:
+            {
+                bool mov = m == Mnemonic.Mov, test = m == Mnemonic.Test;
+                var k0 = i.Op0Kind;
+                var k1 = i.Op1Kind;
+                if (k0 == OpKind.Register)
+                {
+                    int dst = Gpr64(i.Op0Register, out int size);
+                    if (dst < 0) return;
+                    f.Dst = (byte)dst;
+                    f.Size = (byte)size;
+                    f.Alu = (byte)Math.Max(alu, 0);
+                    if (k1 == OpKind.Register)
+                    {
+                        int src = Gpr64(i.Op1Register, out int s1);
+                        if (src < 0 || s1 != size) return;
+                        f.Src = (byte)src;
+                        f.Kind = mov ? FastKind.MovRR : test ? FastKind.TestRR : FastKind.AluRR;
+                    }
+                    else if (k1 == OpKind.Memory)
+                    {
+                        if (test || i.MemorySize.GetSize() != size) return;
+                        f.Kind = mov ? FastKind.MovRM : FastKind.AluRM;
+                    }
+                    else if (IsImmediate(k1))
+                    {
+                        f.Imm = i.GetImmediate(1) & Mask(size);
+                        f.Kind = mov ? FastKind.MovRI : test ? FastKind.TestRI : FastKind.AluRI;
+                    }
+                }
+                else if (k0 == OpKind.Memory)
+                {
+                    if (test) return;
+                    int size = i.MemorySize.GetSize();
+                    if (size is not (4 or 8)) return;
+                    f.Size = (byte)size;
+                    f.Alu = (byte)Math.Max(alu, 0);
+                    if (k1 == OpKind.Register)
+                    {
+                        int src = Gpr64(i.Op1Register, out int s1);
+                        if (src < 0 || s1 != size) return;
+                        f.Src = (byte)src;
+                        f.Kind = mov ? FastKind.MovMR : FastKind.AluMR;
+                    }
+                    else if (IsImmediate(k1))
+                    {
+                        f.Imm = i.GetImmediate(1) & Mask(size);
+                        f.Kind = mov ? FastKind.MovMI : FastKind.AluMI;
+                    }
+                }
+                return;
+            }
+            case Mnemonic.Inc:
+            case Mnemonic.Dec:
+            {
+                if (i.Op0Kind != OpKind.Register) return;
+                int dst = Gpr64(i.Op0Register, out int size);
+                if (dst < 0) return;
+                f.Dst = (byte)dst;
+                f.Size = (byte)size;
+                f.Kind = m == Mnemonic.Inc ? FastKind.IncR : FastKind.DecR;
+                return;
+            }
+            case Mnemonic.Lea:
+            {
+                int dst = Gpr64(i.Op0Register, out int size);
+                if (dst < 0) return;
+                f.Dst = (byte)dst;
+                f.Size = (byte)size;
+                f.Kind = FastKind.Lea;
+                return;
+            }
+            case Mnemonic.Jmp:
+                if (i.Op0Kind is OpKind.NearBranch64)
+                {
+                    f.Imm = i.NearBranchTarget;
+                    f.Kind = FastKind.Jmp;
+                }
+                return;
+            case Mnemonic.Push:
+            case Mnemonic.Pop:
+            {
+                if (i.Op0Kind != OpKind.Register) return;
+                int r = Gpr64(i.Op0Register, out int size);
+                if (r < 0 || size != 8) return;
+                f.Dst = (byte)r;
+                f.Kind = m == Mnemonic.Push ? FastKind.PushR : FastKind.PopR;
+                return;
+            }
+            case Mnemonic.Call:
+                if (i.Op0Kind == OpKind.NearBranch64)
+                {
+                    f.Imm = i.NearBranchTarget;
+                    f.Kind = FastKind.CallRel;
+                }
+                return;
+            case Mnemonic.Ret:
+                if (i.OpCount == 0 && i.StackPointerIncrement == 8) f.Kind = FastKind.Ret;
+                return;
+            case Mnemonic.Nop:
+            case Mnemonic.Pause:
+                f.Kind = FastKind.Nop;
+                return;
+        }
+        if (i.IsJccShortOrNear && i.Op0Kind == OpKind.NearBranch64)
+        {
+            f.Imm = i.NearBranchTarget;
+            f.Cc = (byte)((int)i.ConditionCode - 1);
+            f.Kind = FastKind.Jcc;
+        }
+    }
+
+    private static bool IsImmediate(OpKind k) => k is OpKind.Immediate8 or OpKind.Immediate16 or OpKind.Immediate32 or OpKind.Immediate64
+        or OpKind.Immediate8to16 or OpKind.Immediate8to32 or OpKind.Immediate8to64 or OpKind.Immediate32to64;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong FastEa(ref FastOp f)
+    {
+        ulong ea = f.Disp;
+        if (f.Base < 16) ea += R[f.Base];
+        if (f.Index < 16) ea += R[f.Index] << f.Scale;
+        if (f.MemSeg != 0) ea += Seg[f.MemSeg == 1 ? (int)SegmentIndex.FS : (int)SegmentIndex.GS].Base;
+        return ea;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong FastRead(ulong lin, int size)
+    {
+        var r = _mmu.Read(lin, size, Context.Cpl == 3 ? Privilege.User : Privilege.Supervisor, out ulong v);
+        if (!r.Ok) v = AccessFailed(r, lin, size, AccessKind.Read, false);
+        return v;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void FastWrite(ulong lin, int size, ulong v)
+    {
+        var r = _mmu.Write(lin, size, v, Context.Cpl == 3 ? Privilege.User : Privilege.Supervisor);
+        if (!r.Ok) AccessFailed(r, lin, size, AccessKind.Write, false);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void SetGpr(int r, int size, ulong v) => R[r] = size == 8 ? v : (uint)v;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong AluOp(int op, int size, ulong a, ulong b)
+    {
+        ulong r;
+        switch (op)
+        {
+            case 0: r = a + b; SetCc(CcOp.Add, size, r, a, b); return r;
+            case 1: r = a | b; SetLogic(size, r); return r;
+            case 2: r = a + b + (CarryFlag() ? 1UL : 0); SetCc(CcOp.Adc, size, r, a, b); return r;
+            case 3: r = a - b - (CarryFlag() ? 1UL : 0); SetCc(CcOp.Sbb, size, r, a, b); return r;
+            case 4: r = a & b; SetLogic(size, r); return r;
+            case 5: r = a - b; SetCc(CcOp.Sub, size, r, a, b); return r;
+            case 6: r = a ^ b; SetLogic(size, r); return r;
+            default: SetCc(CcOp.Sub, size, a - b, a, b); return a;
+        }
+    }
+
+    /// <summary>Executes a pre-decoded instruction; false when it has no fast form (the general path runs instead).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool ExecuteFast(ref DecodedInstruction d)
+    {
+        ref var f = ref d.Fast;
+        int size = f.Size;
+        switch (f.Kind)
+        {
+            case FastKind.None:
+                return false;
+            case FastKind.MovRR:
+                SetGpr(f.Dst, size, R[f.Src]);
+                return true;
+            case FastKind.MovRI:
+                R[f.Dst] = f.Imm;
+                return true;
+            case FastKind.MovRM:
+                SetGpr(f.Dst, size, FastRead(FastEa(ref f), size));
+                return true;
+            case FastKind.MovMR:
+                FastWrite(FastEa(ref f), size, R[f.Src]);
+                return true;
+            case FastKind.MovMI:
+                FastWrite(FastEa(ref f), size, f.Imm);
+                return true;
+            case FastKind.AluRR:
+            {
+                ulong m = Mask(size);
+                ulong r = AluOp(f.Alu, size, R[f.Dst] & m, R[f.Src] & m);
+                if (f.Alu != 7) SetGpr(f.Dst, size, r);
+                return true;
+            }
+            case FastKind.AluRI:
+            {
+                ulong m = Mask(size);
+                ulong r = AluOp(f.Alu, size, R[f.Dst] & m, f.Imm);
+                if (f.Alu != 7) SetGpr(f.Dst, size, r);
+                return true;
+            }
+            case FastKind.AluRM:
+            {
+                ulong m = Mask(size);
+                ulong b = FastRead(FastEa(ref f), size);
+                ulong r = AluOp(f.Alu, size, R[f.Dst] & m, b);
+                if (f.Alu != 7) SetGpr(f.Dst, size, r);
+                return true;
+            }
+            case FastKind.AluMR:
+            case FastKind.AluMI:
+            {
+                ulong ea = FastEa(ref f);
+                ulong a = FastRead(ea, size);
+                ulong b = f.Kind == FastKind.AluMR ? R[f.Src] & Mask(size) : f.Imm;
+                ulong r = AluOp(f.Alu, size, a, b);
+                if (f.Alu != 7) FastWrite(ea, size, r & Mask(size));
+                return true;
+            }
+            case FastKind.TestRR:
+                SetLogic(size, R[f.Dst] & R[f.Src]);
+                return true;
+            case FastKind.TestRI:
+                SetLogic(size, R[f.Dst] & f.Imm);
+                return true;
+            case FastKind.IncR:
+            case FastKind.DecR:
+            {
+                bool cf = CarryFlag();
+                ulong a = R[f.Dst] & Mask(size);
+                ulong r = f.Kind == FastKind.IncR ? a + 1 : a - 1;
+                SetGpr(f.Dst, size, r);
+                SetCc(f.Kind == FastKind.IncR ? CcOp.Inc : CcOp.Dec, size, r, a, 1);
+                _ccCarry = cf;
+                return true;
+            }
+            case FastKind.Lea:
+            {
+                ulong ea = f.Disp;
+                if (f.Base < 16) ea += R[f.Base];
+                if (f.Index < 16) ea += R[f.Index] << f.Scale;
+                SetGpr(f.Dst, size, ea);
+                return true;
+            }
+            case FastKind.Jcc:
+                if (Condition(f.Cc)) JumpNear(f.Imm);
+                return true;
+            case FastKind.Jmp:
+                JumpNear(f.Imm);
+                return true;
+            case FastKind.PushR:
+            {
+                ulong v = R[f.Dst];
+                ulong rsp = R[4] - 8;
+                FastWriteStack(rsp, v);
+                R[4] = rsp;
+                return true;
+            }
+            case FastKind.PopR:
+            {
+                ulong v = FastReadStack(R[4]);
+                R[4] += 8;
+                R[f.Dst] = v;
+                return true;
+            }
+            case FastKind.CallRel:
+            {
+                ulong rsp = R[4] - 8;
+                FastWriteStack(rsp, _rip);
+                R[4] = rsp;
+                JumpNear(f.Imm);
+                return true;
+            }
+            case FastKind.Ret:
+            {
+                ulong target = FastReadStack(R[4]);
+                if (!IsCanonical(target)) throw GP(0, $"RET to non-canonical address 0x{target:x}");
+                R[4] += 8;
+                _rip = target;
+                return true;
+            }
+            case FastKind.Nop:
+                return true;
+        }
+        return false;
+    }
+
+    private ulong FastReadStack(ulong rsp)
+    {
+        var r = _mmu.Read(rsp, 8, Context.Cpl == 3 ? Privilege.User : Privilege.Supervisor, out ulong v);
+        if (!r.Ok) v = AccessFailed(r, rsp, 8, AccessKind.Read, true);
+        return v;
+    }
+
+    private void FastWriteStack(ulong rsp, ulong v)
+    {
+        var r = _mmu.Write(rsp, 8, v, Context.Cpl == 3 ? Privilege.User : Privilege.Supervisor);
+        if (!r.Ok) AccessFailed(r, rsp, 8, AccessKind.Write, true);
+    }
+}
