@@ -35,6 +35,7 @@ public sealed partial class X86Cpu
                         if (_halted) continue;
                     }
                     _interruptShadow = false;
+                    SyncClock(); // devices see guest time as of the start of each block
                     var block = GetBlock();
                     if ((_flagsRest & RFlags.TF) != 0) { ExecuteOneTraced(block); continue; }
                     ExecuteBlock(block, limit);
@@ -100,6 +101,7 @@ public sealed partial class X86Cpu
             if (src.HasPending(Context.Id))
             {
                 int vector = src.Acknowledge(Context.Id);
+                if (vector < 0) return null; // withdrawn before acknowledge
                 Counters.ExternalInterrupts++;
                 _halted = false;
                 try

@@ -68,7 +68,8 @@ public sealed partial class X86Cpu
     /// <param name="ports">The I/O port bus for IN/OUT/INS/OUTS.</param>
     /// <param name="clock">The machine's guest clock, advanced per retired instruction; a private one when null.</param>
     /// <param name="stop">Where devices ask to stop the machine; a private one when null.</param>
-    public X86Cpu(CpuContext context, PortBus ports, GuestClock? clock = null, StopRequest? stop = null)
+    /// <param name="cpuid">The CPUID model; one for the context's features with default identification when null.</param>
+    public X86Cpu(CpuContext context, PortBus ports, GuestClock? clock = null, StopRequest? stop = null, CpuidModel? cpuid = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(ports);
@@ -79,7 +80,7 @@ public sealed partial class X86Cpu
         _mmu = context.Mmu;
         _bus = context.Bus;
         _attrs = BusAttributes.Cpu(context.Id);
-        Cpuid = new CpuidModel(context.Features);
+        Cpuid = cpuid ?? new CpuidModel(context.Features);
         _bus.WatchedPageWritten += OnCodePageWritten;
         Reset();
     }

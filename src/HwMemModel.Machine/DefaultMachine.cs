@@ -5,7 +5,7 @@ namespace HwMemModel.Machine;
 /// <summary>
 /// The built-in default machine's physical address space: the memory map QEMU's <c>pc</c> machine shows a firmware
 /// (see PLATFORM.md): RAM below 640 KiB and from 1 MiB up to the memory size, the BIOS ROM ending at 4 GiB with its
-/// top 64 KiB aliased at 0xF0000, and unassigned memory reading as zero. Devices arrive with the devices issue.
+/// last 128 KiB (or the whole of a 64 KiB image) aliased below 1 MiB, and unassigned memory reading as zero. Devices arrive with the devices issue.
 /// </summary>
 public static class DefaultMachine
 {
@@ -26,7 +26,9 @@ public static class DefaultMachine
         bus.AddRam("System RAM", 0, 0xA0000);
         bus.AddRam("System RAM", 0x10_0000, ramSize - 0x10_0000);
         var rom = bus.AddRom("bios", 0x1_0000_0000UL - (ulong)bios.Length, bios);
-        bus.AddAlias("bios (low alias)", 0xF_0000, 0x1_0000, rom, (ulong)bios.Length - 0x1_0000);
+        // QEMU maps the last min(size, 128 KiB) of the BIOS below 1 MiB (isa-bios), ending at 0xFFFFF.
+        ulong low = Math.Min((ulong)bios.Length, 0x2_0000);
+        bus.AddAlias("bios (low alias)", 0x10_0000 - low, low, rom, (ulong)bios.Length - low);
         return bus;
     }
 

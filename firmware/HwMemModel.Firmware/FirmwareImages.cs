@@ -1,0 +1,82 @@
+using HwMemModel.Firmware.Images;
+
+namespace HwMemModel.Firmware;
+
+/// <summary>All firmware images, built on first use.</summary>
+public static class FirmwareImages
+{
+    private static readonly Lazy<IReadOnlyList<FirmwareImage>> _all = new(() =>
+    [
+        Hello(),
+        Paging(),
+        DemandPaging(),
+        Hpet(),
+        MultibootAout(),
+        MultibootElf(),
+    ]);
+
+    /// <summary>
+    /// The QEMU arguments of the reference runs, without the image option (<c>-bios IMAGE</c> or
+    /// <c>-kernel IMAGE</c>).
+    /// </summary>
+    public const string QemuArguments =
+        "-machine pc,accel=tcg -cpu max -m 128M -nodefaults -display none -no-reboot -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04";
+
+    /// <summary>QEMU's exit status when an image writes 0 (success) to isa-debug-exit.</summary>
+    public const int QemuSuccessExitStatus = 1;
+
+    /// <summary>Every image, in a fixed order.</summary>
+    public static IReadOnlyList<FirmwareImage> All => _all.Value;
+
+    /// <summary>The image called <paramref name="name"/>.</summary>
+    /// <exception cref="KeyNotFoundException">No image has that name.</exception>
+    public static FirmwareImage Get(string name) =>
+        All.FirstOrDefault(i => i.Name == name)
+        ?? throw new KeyNotFoundException($"no firmware image '{name}'; known: {string.Join(", ", All.Select(i => i.Name))}");
+
+    /// <summary>Writes every image to <paramref name="directory"/> as <see cref="FirmwareImage.FileName"/>, creating the directory.</summary>
+    public static void WriteAll(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        foreach (var image in All)
+        {
+            File.WriteAllBytes(Path.Combine(directory, image.FileName), image.Bytes);
+        }
+    }
+
+    /// <summary>
+    /// <c>hello</c> (BIOS): real mode, 32-bit protected mode, long mode with a 1 GiB identity map; prints CR0,
+    /// the reset EDX check, the CPUID vendor and CPUID 0x80000008 EAX, EFER; exits 0.
+    /// </summary>
+    public static FirmwareImage Hello() => new("hello", ImageKind.Bios, HelloImage.Build(), HelloImage.Description);
+
+    /// <summary>
+    /// <c>paging</c> (BIOS): page-table permission suite in long mode (leaf sizes, U/S, R/W with CR0.WP, NX, SMEP,
+    /// SMAP, PKU, reserved bits, A/D bits, non-canonical addresses, INVLPG), one line per test.
+    /// </summary>
+    public static FirmwareImage Paging() => new("paging", ImageKind.Bios, PagingImage.Build(), PagingImage.Description);
+
+    /// <summary>
+    /// <c>demand-paging</c> (BIOS): a #PF handler maps zeroed pages from a bump allocator on demand; prints the
+    /// number of faults and a checksum.
+    /// </summary>
+    public static FirmwareImage DemandPaging() => new("demand-paging", ImageKind.Bios, DemandPagingImage.Build(), DemandPagingImage.Description);
+
+    /// <summary>
+    /// <c>hpet</c> (BIOS): maps the HPET with an uncached 4 KiB page, prints its capabilities and checks that the
+    /// main counter advances once enabled.
+    /// </summary>
+    public static FirmwareImage Hpet() => new("hpet", ImageKind.Bios, HpetImage.Build(), HpetImage.Description);
+
+    /// <summary>
+    /// <c>multiboot-aout</c> (multiboot v1, a.out kludge, loaded at 1 MiB): prints the boot magic check, mem_lower,
+    /// mem_upper and the memory map, enters long mode with its own GDT; exits 0.
+    /// </summary>
+    public static FirmwareImage MultibootAout() => new("multiboot-aout", ImageKind.Multiboot, MultibootKernel.BuildAout(), MultibootKernel.AoutDescription);
+
+    /// <summary>
+    /// <c>multiboot-elf</c> (multiboot v1, ELF32 with two PT_LOAD segments, the second with bss): same output
+    /// as <c>multiboot-aout</c> with its own name.
+    /// </summary>
+    public static FirmwareImage MultibootElf() => new("multiboot-elf", ImageKind.Multiboot, MultibootKernel.BuildElf(), MultibootKernel.ElfDescription);
+}

@@ -1,0 +1,169 @@
+using HwMemModel.Bus;
+using HwMemModel.Cpu;
+using HwMemModel.Devices.Platform;
+using HwMemModel.Machine.Boot;
+using HwMemModel.Mmu;
+
+namespace HwMemModel.Machine;
+
+/// <summary>Options of the default machine.</summary>
+public sealed record PcMachineOptions
+{
+    /// <summary>RAM size in bytes (a multiple of 1 MiB, 2 MiB to 3 GiB). Default 128 MiB.</summary>
+    public ulong RamSize { get; init; } = DefaultMachine.DefaultRamSize;
+    /// <summary>The BIOS image (a multiple of 64 KiB); the built-in blank BIOS when null.</summary>
+    public byte[]? Bios { get; init; }
+    /// <summary>Where COM1's output goes; discarded when null.</summary>
+    public Stream? SerialOutput { get; init; }
+    /// <summary>Paging features; <see cref="CpuFeatures.Default"/> when null.</summary>
+    public CpuFeatures? Features { get; init; }
+    /// <summary>TLB geometry; <see cref="TlbGeometry.Default"/> when null.</summary>
+    public TlbGeometry? Tlb { get; init; }
+}
+
+/// <summary>
+/// The default machine with a CPU: PLATFORM.md's QEMU <c>pc</c> subset (RAM layout, BIOS ROM and its low alias, the
+/// option-ROM area, COM1, isa-debug-exit, HPET, IOAPIC, local APIC, PIC, PIT, RTC, i8042) and one <see cref="X86Cpu"/>
+/// whose interrupts come from the local APIC and the PIC. Guest time advances 1 ns per retired instruction.
+/// </summary>
+public sealed class PcMachine : IInterruptSource
+{
+    /// <summary>Base of the option-ROM area (128 KiB, read-only; QEMU's multiboot option ROM keeps its GDT here).</summary>
+    public const ulong OptionRomBase = 0xC_0000;
+
+    private PcMachine(PcMachineOptions options)
+    {
+        RamSize = options.RamSize;
+        Bus = DefaultMachine.CreateBus(options.RamSize, options.Bios);
+        Bus.AddRom("option rom", OptionRomBase, new byte[0x2_0000]);
+        Ports = new PortBus { UnmappedPolicy = UnmappedPolicy.AllOnes };
+        Clock = new GuestClock();
+        Stop = new StopRequest();
+        Devices = PcPlatform.AddDefaultDevices(Bus, Ports, Clock, Stop, options.SerialOutput ?? Stream.Null, options.RamSize);
+        Context = new CpuContext(Bus, 0, options.Features, options.Tlb);
+        // QEMU's "-cpu max" under TCG identifies as an AMD processor (firmware/expected/hello.txt).
+        var cpuid = new CpuidModel(Context.Features) { Vendor = "AuthenticAMD" };
+        Cpu = new X86Cpu(Context, Ports, Clock, Stop, cpuid) { Interrupts = this };
+    }
+
+    /// <summary>Creates the machine with the built-in blank BIOS or <see cref="PcMachineOptions.Bios"/>, the CPU at its reset state.</summary>
+    public static PcMachine Create(PcMachineOptions? options = null) => new(options ?? new PcMachineOptions());
+
+    /// <summary>
+    /// Creates the machine for <c>--bios IMAGE</c>: validates the image (one-line <see cref="ImageLoadException"/>
+    /// naming the file), maps it ending at 4 GiB and resets the CPU to F000:FFF0.
+    /// </summary>
+    public static PcMachine FromBios(byte[] image, string path, PcMachineOptions? options = null)
+    {
+        BiosImage.Validate(image, path);
+        return new PcMachine((options ?? new PcMachineOptions()) with { Bios = image });
+    }
+
+    /// <summary>
+    /// Creates the machine for <c>--kernel IMAGE</c>: loads a multiboot v1 image (a.out kludge or ELF32) as QEMU
+    /// does and puts the CPU in 32-bit protected mode at its entry with EAX=0x2BADB002 and EBX at the information
+    /// structure.
+    /// </summary>
+    public static PcMachine FromMultiboot(byte[] image, string path, string? commandLine = null, PcMachineOptions? options = null,
+        IReadOnlyList<MultibootModule>? modules = null)
+    {
+        var m = new PcMachine(options ?? new PcMachineOptions());
+        var result = MultibootLoader.Load(m.Bus, image, path, commandLine, m.RamSize, modules);
+        m.Multiboot = result;
+        m.WriteOptionRomGdt();
+        m.Apply(result.BootState);
+        return m;
+    }
+
+    /// <summary>RAM size in bytes.</summary>
+    public ulong RamSize { get; }
+    /// <summary>The physical bus.</summary>
+    public PhysicalBus Bus { get; }
+    /// <summary>The I/O port bus (unassigned ports read all ones, as on QEMU).</summary>
+    public PortBus Ports { get; }
+    /// <summary>Guest time.</summary>
+    public GuestClock Clock { get; }
+    /// <summary>Stop requests (isa-debug-exit, reset).</summary>
+    public StopRequest Stop { get; }
+    /// <summary>The platform devices.</summary>
+    public PcDevices Devices { get; }
+    /// <summary>CPU 0's paging context.</summary>
+    public CpuContext Context { get; }
+    /// <summary>CPU 0.</summary>
+    public X86Cpu Cpu { get; }
+    /// <summary>What the multiboot loader did, for a machine made by <see cref="FromMultiboot"/>.</summary>
+    public MultibootLoadResult? Multiboot { get; private set; }
+
+    /// <summary>Runs the CPU for at most <paramref name="maxInstructions"/> instructions (see <see cref="X86Cpu.Run"/>).</summary>
+    public RunResult Run(long maxInstructions = long.MaxValue) => Cpu.Run(maxInstructions);
+
+    /// <summary>
+    /// The exit status QEMU would end with: isa-debug-exit's (v &lt;&lt; 1) | 1, 0 for a triple fault or a reset
+    /// with -no-reboot. Other ends (instruction limit, a halt nothing can wake, a state the model does not model)
+    /// have no QEMU equivalent and return null.
+    /// </summary>
+    public static int? QemuExitStatus(RunResult result, StopRequest stop) => result.Kind switch
+    {
+        StopKind.StopRequested => stop.ExitStatus,
+        StopKind.TripleFault => 0,
+        _ => null,
+    };
+
+    private void WriteOptionRomGdt()
+    {
+        // The GDT QEMU's multiboot option ROM leaves at 0xC02B8 (5 entries): null, flat 32-bit code (0x08, accessed
+        // bit clear), flat data (0x10), and 16-bit code and data for its own real-mode return path.
+        var gdt = new byte[40];
+        BitConverter.GetBytes(0x00CF_9A00_0000_FFFFUL).CopyTo(gdt, 8);
+        BitConverter.GetBytes(0x00CF_9300_0000_FFFFUL).CopyTo(gdt, 16);
+        BitConverter.GetBytes(0x0000_9B00_0000_FFFFUL).CopyTo(gdt, 24);
+        BitConverter.GetBytes(0x0000_9300_0000_FFFFUL).CopyTo(gdt, 32);
+        Bus.LoadImage(0xC02B8, gdt);
+    }
+
+    /// <summary>Applies a loader's hand-off state to CPU 0.</summary>
+    public void Apply(BootState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.Mode == BootMode.RealModeReset)
+        {
+            Cpu.Reset();
+            return;
+        }
+        Context.SetCr0(state.Cr0 | Cr0.ET);
+        SetSeg(SegmentIndex.CS, state.Cs);
+        SetSeg(SegmentIndex.DS, state.Ds);
+        SetSeg(SegmentIndex.ES, state.Es);
+        SetSeg(SegmentIndex.FS, state.Fs);
+        SetSeg(SegmentIndex.GS, state.Gs);
+        SetSeg(SegmentIndex.SS, state.Ss);
+        if (state.Gdtr is { } g) Cpu.Gdtr = new DescriptorTableRegister { Base = g.Base, Limit = g.Limit };
+        if (state.Idtr is { } i) Cpu.Idtr = new DescriptorTableRegister { Base = i.Base, Limit = i.Limit };
+        uint[] regs = [state.Eax, state.Ecx, state.Edx, state.Ebx, state.Esp, state.Ebp, state.Esi, state.Edi];
+        for (int r = 0; r < 8; r++) Cpu.SetRegister(r, regs[r]);
+        Cpu.Rflags = state.Eflags | 2;
+        Cpu.Rip = state.Eip;
+    }
+
+    private void SetSeg(SegmentIndex s, SegmentState? state)
+    {
+        if (state is { } v)
+            Cpu.SetSegment(s, new SegmentRegister { Selector = v.Selector, Base = v.Base, Limit = v.Limit, Attributes = v.Attributes });
+    }
+
+    // ------------------------------------------------------------------ interrupt source for CPU 0
+
+    bool IInterruptSource.HasPending(int cpu)
+    {
+        Devices.Poll();
+        return Devices.CpuInterruptPending;
+    }
+
+    int IInterruptSource.Acknowledge(int cpu) => Devices.AcknowledgeInterrupt();
+
+    long IInterruptSource.NextEventTime(int cpu)
+    {
+        long next = Devices.NextDeadline;
+        return next == long.MaxValue ? -1 : next;
+    }
+}

@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using System.Text;
+using HwMemModel.Cpu;
+using HwMemModel.Firmware;
+using HwMemModel.Machine;
+
+namespace HwMemModel.Conformance.Tests;
+
+/// <summary>
+/// Runs every firmware image on the model and compares serial output and exit status with QEMU 7.2: with the
+/// recording in firmware/expected (always), and with a live qemu-system-x86_64 when one is on the PATH. Lines where
+/// QEMU deviates from the SDM (listed in PLATFORM.md and NAME.divergences) are compared with the SDM's line instead.
+/// </summary>
+public class FirmwareConformanceTests
+{
+    private const long Budget = 200_000_000;
+
+    public static IEnumerable<string> ImageNames() => FirmwareImages.All.Select(i => i.Name);
+
+    internal static (string Serial, int? Exit, RunResult Result) RunOnModel(FirmwareImage image)
+    {
+        var serial = new MemoryStream();
+        var options = new PcMachineOptions { SerialOutput = serial };
+        string path = "/images/" + image.FileName;
+        var machine = image.Kind == ImageKind.Bios
+            ? PcMachine.FromBios(image.Bytes, path, options)
+            : PcMachine.FromMultiboot(image.Bytes, path, null, options);
+        var result = machine.Run(Budget);
+        return (Encoding.Latin1.GetString(serial.ToArray()), PcMachine.QemuExitStatus(result, machine.Stop), result);
+    }
+
+    [TestCaseSource(nameof(ImageNames))]
+    public void ModelMatchesQemuRecording(string name)
+    {
+        var image = FirmwareImages.Get(name);
+        var (serial, exit, result) = RunOnModel(image);
+        Assert.That(image.SdmSerialOutput, Is.Not.Null, "the recording exists");
+        Assert.That(serial, Is.EqualTo(image.SdmSerialOutput), $"serial output of {name}; run ended: {result.Kind}: {result.Report}");
+        Assert.That(exit, Is.EqualTo(image.QemuExitStatus), $"exit status of {name}; run ended: {result.Kind}: {result.Report}");
+    }
+
+    [TestCaseSource(nameof(ImageNames))]
+    [Category("Qemu")]
+    public void ModelMatchesLiveQemu(string name)
+    {
+        string? qemu = Qemu.Find();
+        if (qemu is null) Assert.Ignore("qemu-system-x86_64 is not on the PATH; the recorded QEMU results are compared instead (ModelMatchesQemuRecording)");
+        var image = FirmwareImages.Get(name);
+        var (qemuSerial, qemuExit) = Qemu.Run(qemu, image);
+        // Replace QEMU's documented SDM divergences by the SDM's lines, then compare.
+        foreach (var d in image.KnownDivergences) qemuSerial = qemuSerial.Replace(d.QemuLine, d.SdmLine, StringComparison.Ordinal);
+        var (serial, exit, result) = RunOnModel(image);
+        Assert.That(serial, Is.EqualTo(qemuSerial), $"serial output of {name}; model run ended: {result.Kind}: {result.Report}");
+        Assert.That(exit, Is.EqualTo(qemuExit), $"exit status of {name}");
+    }
+
+    [TestCaseSource(nameof(ImageNames))]
+    public void RunsAreDeterministic(string name)
+    {
+        var image = FirmwareImages.Get(name);
+        var a = RunOnModel(image);
+        var b = RunOnModel(image);
+        Assert.That(b.Serial, Is.EqualTo(a.Serial));
+        Assert.That(b.Result.Instructions, Is.EqualTo(a.Result.Instructions));
+    }
+}
+
+/// <summary>Finds and runs qemu-system-x86_64 with PLATFORM.md's command line.</summary>
+internal static class Qemu
+{
+    public static string? Find()
+    {
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':'))
+        {
+            var p = Path.Combine(dir, "qemu-system-x86_64");
+            if (File.Exists(p)) return p;
+        }
+        return null;
+    }
+
+    public static (string Serial, int Exit) Run(string qemu, FirmwareImage image)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "hwmem-conformance-" + Environment.ProcessId);
+        Directory.CreateDirectory(dir);
+        string file = Path.Combine(dir, image.FileName);
+        File.WriteAllBytes(file, image.Bytes);
+        var psi = new ProcessStartInfo(qemu) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in image.QemuCommandLine(file).Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1)) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var output = p.StandardOutput.BaseStream;
+        var ms = new MemoryStream();
+        var copy = output.CopyToAsync(ms);
+        if (!p.WaitForExit(60_000))
+        {
+            p.Kill(true);
+            Assert.Fail($"QEMU did not finish {image.Name} within 60 s");
+        }
+        copy.Wait();
+        return (Encoding.Latin1.GetString(ms.ToArray()), p.ExitCode);
+    }
+}
