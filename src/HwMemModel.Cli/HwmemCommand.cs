@@ -14,7 +14,11 @@ public static class HwmemCommand
     public const int ExitFault = 3;
 
     /// <summary>Parses and runs <paramref name="args"/>, writing to the given writers; returns the exit status.</summary>
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    /// <param name="args">The command line.</param>
+    /// <param name="stdout">Standard output for text.</param>
+    /// <param name="stderr">Standard error.</param>
+    /// <param name="rawStdout">Standard output as bytes (guest serial output); <paramref name="stdout"/> is used when null.</param>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, Stream? rawStdout = null)
     {
         var root = new RootCommand("hwmem: an exact model of x86-64 paging, TLBs and the physical bus.");
 
@@ -61,6 +65,8 @@ public static class HwmemCommand
         var e820 = new Command("e820", "Print the default machine's memory map as the e820 table Linux logs at boot.");
         e820.SetAction(_ => { stdout.Write(DefaultMachine.CreateBus().FormatE820()); return 0; });
         root.Subcommands.Add(e820);
+
+        RunCommand.Add(root, stdout, stderr, rawStdout);
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0 && args.Length > 0)

@@ -2,4 +2,5 @@ using System.CommandLine;
 using System.Globalization;
 using HwMemModel.Cli;
 
-return HwmemCommand.Run(args, Console.Out, Console.Error);
+using var rawStdout = Console.OpenStandardOutput();
+return HwmemCommand.Run(args, Console.Out, Console.Error, rawStdout);

@@ -41,8 +41,9 @@ public sealed class PcMachine : IInterruptSource
         Stop = new StopRequest();
         Devices = PcPlatform.AddDefaultDevices(Bus, Ports, Clock, Stop, options.SerialOutput ?? Stream.Null, options.RamSize);
         Context = new CpuContext(Bus, 0, options.Features, options.Tlb);
-        // QEMU's "-cpu max" under TCG identifies as an AMD processor (firmware/expected/hello.txt).
-        var cpuid = new CpuidModel(Context.Features) { Vendor = "AuthenticAMD" };
+        // QEMU's "-cpu max" under TCG identifies as an AMD processor with signature 0x00060FB1 (family 0xF,
+        // model 0x6B, stepping 1; firmware/expected/hello.txt and QEMU's monitor).
+        var cpuid = new CpuidModel(Context.Features) { Vendor = "AuthenticAMD", Signature = 0x0006_0FB1 };
         Cpu = new X86Cpu(Context, Ports, Clock, Stop, cpuid) { Interrupts = this };
     }
 

@@ -141,8 +141,16 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
     /// <summary>Guest nanoseconds per timer tick (1 × the divisor).</summary>
     public long TimerTickNanoseconds => 1L << _countShift;
 
-    /// <summary>Whether the PIC's INTR reaches this CPU (QEMU's apic_accept_pic_intr: APIC globally disabled or LINT0 unmasked).</summary>
+    /// <summary>
+    /// QEMU's apic_accept_pic_intr: whether the PIC's INTR is offered to LINT0 (APIC globally disabled or LINT0
+    /// unmasked). Offered is not delivered: a masked LINT0 drops it even when the APIC is globally disabled (observed
+    /// on QEMU 7.2: no IRQ 0 with LINT0 masked, with or without IA32_APIC_BASE.EN).
+    /// </summary>
     public bool AcceptsPicInterrupts => !GloballyEnabled || (_lvt[LvtLint0] & LvtMasked) == 0;
+
+    /// <summary>Whether LINT0 is unmasked with delivery mode ExtINT, so that the PIC's INTR drives the CPU's interrupt input.</summary>
+    public bool Lint0PassesExtInt =>
+        (_lvt[LvtLint0] & LvtMasked) == 0 && ((_lvt[LvtLint0] >> 8) & 7) == (uint)ApicDeliveryMode.ExtInt;
 
     /// <summary>Whether a fixed interrupt above the processor priority is waiting (the CPU's INTR from this APIC).</summary>
     public bool InterruptPending
@@ -541,7 +549,7 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
     }
 
     /// <summary>QEMU's apic_irq_pending: the vector to deliver, 0 for none, -1 when masked by the priority.</summary>
-    private int PendingVector()
+    internal int PendingVector()
     {
         if (!SoftwareEnabled)
         {

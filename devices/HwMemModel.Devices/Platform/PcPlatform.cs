@@ -99,31 +99,50 @@ public sealed class PcDevices
     }
 
     /// <summary>
-    /// Whether CPU 0's interrupt input is asserted: a deliverable local APIC interrupt, or the PIC's INTR when the
-    /// local APIC passes it on (QEMU's apic_update_irq for one CPU).
+    /// Whether CPU 0's interrupt input is asserted, as QEMU raises CPU_INTERRUPT_HARD: a deliverable local APIC
+    /// interrupt, or the PIC's INTR through LINT0 programmed as ExtINT. With LINT0 masked (its power-on state) PIC
+    /// interrupts never reach the CPU, as observed on QEMU 7.2; firmware such as SeaBIOS writes 0x700 to LINT0.
     /// </summary>
-    public bool CpuInterruptPending => LocalApic.InterruptPending || (LocalApic.AcceptsPicInterrupts && Pic.Intr);
+    public bool CpuInterruptPending
+    {
+        get
+        {
+            Poll();
+            return LocalApic.InterruptPending || (Pic.Intr && LocalApic.Lint0PassesExtInt);
+        }
+    }
 
     /// <summary>
-    /// CPU 0's interrupt acknowledge (QEMU's cpu_get_pic_interrupt): a pending PIC interrupt the local APIC accepts
-    /// goes first (ExtINT ignores priorities), then the local APIC's, then the PIC's spurious vector; -1 when the
-    /// local APIC neither has an interrupt nor passes on the PIC's.
+    /// CPU 0's interrupt acknowledge (QEMU's cpu_get_pic_interrupt with apic_get_interrupt): a local APIC interrupt
+    /// unless the PIC has one the local APIC accepts (ExtINT ignores priorities), in which case the PIC supplies the
+    /// vector; the APIC's spurious vector when its requests are below the processor priority; -1 when neither
+    /// controller offers one.
     /// </summary>
     public int AcknowledgeInterrupt()
     {
         Poll();
-        if (LocalApic.AcceptsPicInterrupts && Pic.Intr)
+        if (LocalApic.SoftwareEnabled)
         {
-            return Pic.Acknowledge();
-        }
-
-        int vector = LocalApic.Acknowledge();
-        if (vector >= 0)
-        {
-            return vector;
+            int pending = LocalApic.PendingVector();
+            if (pending != 0 && !CheckPic())
+            {
+                return pending < 0 ? LocalApic.SpuriousVector & 0xFF : LocalApic.Acknowledge();
+            }
         }
 
         return LocalApic.AcceptsPicInterrupts ? Pic.Acknowledge() : -1;
+    }
+
+    /// <summary>QEMU's apic_check_pic: a pending PIC interrupt the APIC accepts is re-offered to LINT0 and goes first.</summary>
+    private bool CheckPic()
+    {
+        if (!LocalApic.AcceptsPicInterrupts || !Pic.Intr)
+        {
+            return false;
+        }
+
+        LocalApic.SetLint0(true);
+        return true;
     }
 }
 
@@ -158,8 +177,8 @@ public static class PcPlatform
     /// Creates every device of the default machine, maps it on <paramref name="memory"/> or <paramref name="ports"/>
     /// at PLATFORM.md's addresses and wires the interrupt lines as QEMU's pc machine does: COM1 to GSI 4; the PIT
     /// and the RTC through the HPET's legacy inputs to GSI 0 and 8; HPET timers to the GSI their route selects;
-    /// the i8042 to GSI 1 and 12; GSIs to the PIC pair (below 16) and the I/O APIC; local APIC EOIs to the I/O
-    /// APIC; fixed and lowest-priority I/O APIC messages addressed to CPU 0 into its local APIC; HPET legacy
+    /// the i8042 to GSI 1 and 12; GSIs to the PIC pair (below 16) and the I/O APIC; the PIC's INTR to LINT0 of
+    /// CPU 0's local APIC (when it accepts PIC interrupts); local APIC EOIs to the I/O APIC; fixed and lowest-priority I/O APIC messages addressed to CPU 0 into its local APIC; HPET legacy
     /// replacement switching the PIT's output off.
     /// </summary>
     /// <param name="memory">The physical bus (MMIO windows).</param>
@@ -207,6 +226,14 @@ public static class PcPlatform
         hpet.PitEnableChanged += enabled => pit.IrqEnabled = enabled;
         keyboard.IrqChanged += gsi.SetIrq;
         localApic.EoiBroadcast += ioApic.EndOfInterrupt;
+        pic.IntrChanged += level =>
+        {
+            // QEMU's pic_irq_request: INTR goes to LINT0 when the local APIC accepts PIC interrupts.
+            if (localApic.AcceptsPicInterrupts)
+            {
+                localApic.SetLint0(level);
+            }
+        };
         ioApic.InterruptRequested += message =>
         {
             if (message.DeliveryMode is (int)ApicDeliveryMode.Fixed or (int)ApicDeliveryMode.LowestPriority
