@@ -36,8 +36,11 @@ public enum ApicDeliveryMode
 /// <para>Reset values (observed): ID = CPU index &lt;&lt; 24, TPR 0, LDR 0, DFR 0xFFFFFFFF, SVR 0xFF (APIC
 /// software-disabled), every LVT 0x00010000 (masked, LINT0 included on cold boot), timer counts 0, divide
 /// configuration 0, yet the timer counts undivided until the guest writes the divide configuration (QEMU resets
-/// its shift to 0; measured against the HPET on QEMU 7.2; after a write of 0 it divides by 2). Written values: TPR keeps 8 bits, LDR bits 24-31, DFR bits 28-31, SVR bits 0-8
-/// (no directed-EOI bit), divide configuration bits 0, 1 and 3; LVT and ICR keep every bit written.</para>
+/// its shift to 0; measured against the HPET on QEMU 7.2; after a write of 0 it divides by 2). Written values:
+/// TPR keeps 8 bits, LDR bits 24-31, DFR bits 28-31, SVR bits 0-8 (no directed-EOI bit), divide configuration bits
+/// 0, 1 and 3; LVT and ICR keep every bit written. QEMU's apic_reset_common sets the BSP's LINT0 to 0x700 (ExtINT)
+/// only when the APIC already knows it is the BSP, which is not the case at power-on; <see cref="Reset"/> models the
+/// cold boot the firmware sees.</para>
 /// <para>Timer: QEMU counts the APIC timer at 1 GHz (one tick per guest ns) divided by the configured divisor:
 /// current count = initial - elapsed ticks (one-shot, stops at 0) or initial - elapsed mod (initial + 1)
 /// (periodic, LVT bit 17). On expiry the LVT timer vector enters IRR unless masked.</para>

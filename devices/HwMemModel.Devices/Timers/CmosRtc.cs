@@ -132,15 +132,27 @@ public sealed class CmosRtc : IMmioDevice, ITimedDevice
     /// <summary>Raised with the new level whenever <see cref="IrqLevel"/> changes.</summary>
     public event Action<bool>? IrqChanged;
 
-    /// <summary>The clock's current date and time (what the time registers show once refreshed).</summary>
+    /// <summary>
+    /// The clock's current date and time (what the time registers show once refreshed); clamped to
+    /// <see cref="DateTime.MinValue"/> or <see cref="DateTime.MaxValue"/> when the guest set a year outside 1-9999.
+    /// </summary>
     public DateTime Now
     {
         get
         {
             long now = _clock.Nanoseconds;
             CivilTime t = CivilTime.FromEpochSeconds(RtcSeconds(now));
-            long year = Math.Clamp(t.Year, 1, 9999);
-            return new DateTime((int)year, t.Month + 1, t.Day, t.Hour, t.Minute, t.Second, DateTimeKind.Unspecified)
+            if (t.Year < 1)
+            {
+                return DateTime.MinValue;
+            }
+
+            if (t.Year > 9999)
+            {
+                return DateTime.MaxValue;
+            }
+
+            return new DateTime((int)t.Year, t.Month + 1, t.Day, t.Hour, t.Minute, t.Second, DateTimeKind.Unspecified)
                 .AddTicks(SubSecondNs(now) / 100);
         }
     }
