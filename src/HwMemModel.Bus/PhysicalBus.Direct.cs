@@ -6,6 +6,35 @@ public sealed partial class PhysicalBus
 {
     private int _layoutGeneration;
     private readonly HashSet<ulong> _watchedPages = [];
+    private int _watchGeneration;
+
+    /// <summary>
+    /// Changes whenever the layout changes or a page starts being watched; host pages obtained for writes with
+    /// <see cref="TryGetWritablePage"/> before are then stale.
+    /// </summary>
+    internal int WriteGeneration => _layoutGeneration + (_watchGeneration << 16);
+
+    /// <summary>
+    /// For a write fast path kept beside a translation: when the whole 4 KiB page at <paramref name="pa"/> is RAM that
+    /// already has host memory and is not watched for writes, returns its host array (the page starts at index 0).
+    /// Writes made through it must be counted with <see cref="CountFastWrite"/>. Valid until
+    /// <see cref="WriteGeneration"/> changes.
+    /// </summary>
+    internal bool TryGetWritablePage(ulong pa, out byte[] array)
+    {
+        ulong pageBase = pa & ~BusPage.OffsetMask;
+        if (!_watchedPages.Contains(pageBase) && TryGetReadablePage(pa, out array, out int index) && index == 0)
+        {
+            int r = pageBase <= _maxPhysAddress ? FindRange(pageBase) : -1;
+            if (r >= 0 && _view.Ranges[r].Terminal is RamRegion) return true;
+        }
+        array = [];
+        return false;
+    }
+
+    /// <summary>Counts one write served from a page obtained through <see cref="TryGetWritablePage"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void CountFastWrite(RequesterKind kind) => _counters.WritesByKind[(int)kind & 3]++;
 
     /// <summary>
     /// Raised once after a write (by any requester, or <see cref="LoadImage"/>) changes RAM in a page watched with
@@ -27,6 +56,7 @@ public sealed partial class PhysicalBus
         ulong pageBase = pa & ~BusPage.OffsetMask;
         if (_watchedPages.Add(pageBase))
         {
+            _watchGeneration++;
             ref PageCacheEntry entry = ref _pageCache[(int)((pa >> BusPage.Shift) & PageCacheMask)];
             if (entry.WriteTag == pageBase) entry.WriteTag = InvalidTag;
         }

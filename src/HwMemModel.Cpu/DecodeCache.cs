@@ -72,12 +72,14 @@ public sealed partial class X86Cpu
     private DecodedBlock GetBlock()
     {
         ulong rip = _rip;
-        ulong linear = Seg[(int)SegmentIndex.CS].Base + rip;
-        if (_bitness != 64) linear &= 0xFFFF_FFFF;
+        ulong linear = _bitness == 64 ? rip : (Seg[(int)SegmentIndex.CS].Base + rip) & 0xFFFF_FFFF;
         var priv = Context.Cpl == 3 ? Privilege.User : Privilege.Supervisor;
-        var fault = _mmu.Translate(linear, AccessKind.Execute, priv, out var t);
-        if (fault.IsFault) RaiseMmuFault(fault, linear, AccessKind.Execute);
-        ulong pa = t.PhysicalAddress;
+        if (!_mmu.TryFastTranslate(linear, AccessKind.Execute, priv, out ulong pa))
+        {
+            var fault = _mmu.Translate(linear, AccessKind.Execute, priv, out var t);
+            if (fault.IsFault) RaiseMmuFault(fault, linear, AccessKind.Execute);
+            pa = t.PhysicalAddress;
+        }
         int fi = FrontIndex(pa, rip);
         var b = _front[fi];
         if (b is not null && b.Pa == pa && b.Rip == rip && b.Bitness == _bitness && b.Linear == linear)

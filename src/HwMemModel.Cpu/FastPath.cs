@@ -203,8 +203,8 @@ public sealed partial class X86Cpu
     private ulong FastEa(ref FastOp f)
     {
         ulong ea = f.Disp;
-        if (f.Base < 16) ea += R[f.Base];
-        if (f.Index < 16) ea += R[f.Index] << f.Scale;
+        if (f.Base < 16) ea += G(f.Base);
+        if (f.Index < 16) ea += G(f.Index) << f.Scale;
         if (f.MemSeg != 0) ea += Seg[f.MemSeg == 1 ? (int)SegmentIndex.FS : (int)SegmentIndex.GS].Base;
         return ea;
     }
@@ -225,7 +225,11 @@ public sealed partial class X86Cpu
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void SetGpr(int r, int size, ulong v) => R[r] = size == 8 ? v : (uint)v;
+    private void SetGpr(int r, int size, ulong v) => G(r) = size == 8 ? v : (uint)v;
+
+    /// <summary>General register <paramref name="r"/> (0-15, checked at decode) without a bounds check.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref ulong G(int r) => ref Unsafe.Add(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(R), r);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong AluOp(int op, int size, ulong a, ulong b)
@@ -255,16 +259,16 @@ public sealed partial class X86Cpu
             case FastKind.None:
                 return false;
             case FastKind.MovRR:
-                SetGpr(f.Dst, size, R[f.Src]);
+                SetGpr(f.Dst, size, G(f.Src));
                 return true;
             case FastKind.MovRI:
-                R[f.Dst] = f.Imm;
+                G(f.Dst) = f.Imm;
                 return true;
             case FastKind.MovRM:
                 SetGpr(f.Dst, size, FastRead(FastEa(ref f), size));
                 return true;
             case FastKind.MovMR:
-                FastWrite(FastEa(ref f), size, R[f.Src]);
+                FastWrite(FastEa(ref f), size, G(f.Src));
                 return true;
             case FastKind.MovMI:
                 FastWrite(FastEa(ref f), size, f.Imm);
@@ -272,14 +276,14 @@ public sealed partial class X86Cpu
             case FastKind.AluRR:
             {
                 ulong m = Mask(size);
-                ulong r = AluOp(f.Alu, size, R[f.Dst] & m, R[f.Src] & m);
+                ulong r = AluOp(f.Alu, size, G(f.Dst) & m, G(f.Src) & m);
                 if (f.Alu != 7) SetGpr(f.Dst, size, r);
                 return true;
             }
             case FastKind.AluRI:
             {
                 ulong m = Mask(size);
-                ulong r = AluOp(f.Alu, size, R[f.Dst] & m, f.Imm);
+                ulong r = AluOp(f.Alu, size, G(f.Dst) & m, f.Imm);
                 if (f.Alu != 7) SetGpr(f.Dst, size, r);
                 return true;
             }
@@ -287,7 +291,7 @@ public sealed partial class X86Cpu
             {
                 ulong m = Mask(size);
                 ulong b = FastRead(FastEa(ref f), size);
-                ulong r = AluOp(f.Alu, size, R[f.Dst] & m, b);
+                ulong r = AluOp(f.Alu, size, G(f.Dst) & m, b);
                 if (f.Alu != 7) SetGpr(f.Dst, size, r);
                 return true;
             }
@@ -296,22 +300,22 @@ public sealed partial class X86Cpu
             {
                 ulong ea = FastEa(ref f);
                 ulong a = FastRead(ea, size);
-                ulong b = f.Kind == FastKind.AluMR ? R[f.Src] & Mask(size) : f.Imm;
+                ulong b = f.Kind == FastKind.AluMR ? G(f.Src) & Mask(size) : f.Imm;
                 ulong r = AluOp(f.Alu, size, a, b);
                 if (f.Alu != 7) FastWrite(ea, size, r & Mask(size));
                 return true;
             }
             case FastKind.TestRR:
-                SetLogic(size, R[f.Dst] & R[f.Src]);
+                SetLogic(size, G(f.Dst) & G(f.Src));
                 return true;
             case FastKind.TestRI:
-                SetLogic(size, R[f.Dst] & f.Imm);
+                SetLogic(size, G(f.Dst) & f.Imm);
                 return true;
             case FastKind.IncR:
             case FastKind.DecR:
             {
                 bool cf = CarryFlag();
-                ulong a = R[f.Dst] & Mask(size);
+                ulong a = G(f.Dst) & Mask(size);
                 ulong r = f.Kind == FastKind.IncR ? a + 1 : a - 1;
                 SetGpr(f.Dst, size, r);
                 SetCc(f.Kind == FastKind.IncR ? CcOp.Inc : CcOp.Dec, size, r, a, 1);
@@ -321,8 +325,8 @@ public sealed partial class X86Cpu
             case FastKind.Lea:
             {
                 ulong ea = f.Disp;
-                if (f.Base < 16) ea += R[f.Base];
-                if (f.Index < 16) ea += R[f.Index] << f.Scale;
+                if (f.Base < 16) ea += G(f.Base);
+                if (f.Index < 16) ea += G(f.Index) << f.Scale;
                 SetGpr(f.Dst, size, ea);
                 return true;
             }
@@ -334,32 +338,32 @@ public sealed partial class X86Cpu
                 return true;
             case FastKind.PushR:
             {
-                ulong v = R[f.Dst];
-                ulong rsp = R[4] - 8;
+                ulong v = G(f.Dst);
+                ulong rsp = G(4) - 8;
                 FastWriteStack(rsp, v);
-                R[4] = rsp;
+                G(4) = rsp;
                 return true;
             }
             case FastKind.PopR:
             {
-                ulong v = FastReadStack(R[4]);
-                R[4] += 8;
-                R[f.Dst] = v;
+                ulong v = FastReadStack(G(4));
+                G(4) += 8;
+                G(f.Dst) = v;
                 return true;
             }
             case FastKind.CallRel:
             {
-                ulong rsp = R[4] - 8;
+                ulong rsp = G(4) - 8;
                 FastWriteStack(rsp, _rip);
-                R[4] = rsp;
+                G(4) = rsp;
                 JumpNear(f.Imm);
                 return true;
             }
             case FastKind.Ret:
             {
-                ulong target = FastReadStack(R[4]);
+                ulong target = FastReadStack(G(4));
                 if (!IsCanonical(target)) throw GP(0, $"RET to non-canonical address 0x{target:x}");
-                R[4] += 8;
+                G(4) += 8;
                 _rip = target;
                 return true;
             }

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Iced.Intel;
 
 namespace HwMemModel.Cpu;
@@ -154,20 +155,33 @@ public sealed partial class X86Cpu
     {
         var insns = b.Insns;
         _blockBroken = false;
+        int n = insns.Length;
+        long room = limit - _retired;
+        if (room < n) n = (int)room;
         ulong ipMask = IpMask;
-        for (int k = 0; k < insns.Length; k++)
+        ref DecodedInstruction first = ref MemoryMarshal.GetArrayDataReference(insns);
+        if (Trace is not null)
         {
-            ref var d = ref insns[k];
-            _curIp = _rip;
-            _rip = d.I.NextIP & ipMask;
-            if (Trace is not null)
+            for (int k = 0; k < n; k++)
             {
+                ref var d = ref Unsafe.Add(ref first, k);
+                _curIp = _rip;
+                _rip = d.I.NextIP & ipMask;
                 TraceInstruction(ref d);
                 Execute(ref d);
+                _retired++;
+                if (_blockBroken) break;
             }
-            else if (!ExecuteFast(ref d)) Execute(ref d);
+            return;
+        }
+        for (int k = 0; k < n; k++)
+        {
+            ref var d = ref Unsafe.Add(ref first, k);
+            _curIp = _rip;
+            _rip = d.I.NextIP & ipMask;
+            if (!ExecuteFast(ref d)) Execute(ref d);
             _retired++;
-            if (_blockBroken || _retired >= limit) break;
+            if (_blockBroken) break;
         }
     }
 

@@ -156,7 +156,8 @@ public sealed class PcMachine : IInterruptSource
 
     bool IInterruptSource.HasPending(int cpu)
     {
-        Devices.Poll();
+        // Devices bring themselves up to date on register accesses; timers need a poll once their deadline passed.
+        if (Clock.Nanoseconds >= Devices.NextDeadline) Devices.Poll();
         return Devices.CpuInterruptPending;
     }
 

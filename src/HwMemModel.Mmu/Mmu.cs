@@ -258,6 +258,7 @@ public sealed partial class Mmu
                 copy.Size = copy.OrigSize;
                 copy.PaBase = e2.PaBase & ~(e2.OrigSize.Bytes() - 1);
                 copy.Host = null; // the host page is resolved per 4 KiB L1 entry
+                copy.WriteHost = null;
                 l1.Insert(copy, vam);
                 return FromEntry(ref e2, va, vam, kind, privilege, out translation);
             }

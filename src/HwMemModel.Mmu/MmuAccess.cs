@@ -85,8 +85,32 @@ public sealed partial class Mmu
     {
         if (IsSimple(va, size))
         {
-            if (TryFastTranslate(va, AccessKind.Write, privilege, out ulong pa))
-                return new AccessResult(default, _bus.Write(pa, size, value, _attrs));
+            ref var e = ref FastHit(va, AccessKind.Write, privilege);
+            if (!Unsafe.IsNullRef(ref e))
+            {
+                var host = e.WriteHost;
+                if (host is not null && e.WriteHostGeneration == _bus.WriteGeneration)
+                {
+                    _bus.CountFastWrite(RequesterKind.Cpu);
+                    ref byte p = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(host), (int)(va & 0xFFF));
+                    switch (size)
+                    {
+                        case 8: Unsafe.WriteUnaligned(ref p, value); break;
+                        case 4: Unsafe.WriteUnaligned(ref p, (uint)value); break;
+                        case 2: Unsafe.WriteUnaligned(ref p, (ushort)value); break;
+                        default: p = (byte)value; break;
+                    }
+                    return default;
+                }
+                ulong pa = e.PaBase | FastOffset(in e, va);
+                var status = _bus.Write(pa, size, value, _attrs);
+                if (e.Size == PageSize.Size4K && _bus.TryGetWritablePage(pa, out byte[] page))
+                {
+                    e.WriteHost = page;
+                    e.WriteHostGeneration = _bus.WriteGeneration;
+                }
+                return new AccessResult(default, status);
+            }
             var f = Translate(va, AccessKind.Write, privilege, out var t);
             if (f.IsFault) return new AccessResult(f, BusStatus.Ok);
             return new AccessResult(Fault.None, _bus.Write(t.PhysicalAddress, size, value, _attrs));

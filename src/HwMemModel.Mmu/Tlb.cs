@@ -24,6 +24,8 @@ internal struct TlbEntry
     public int HostGeneration; // bus layout generation when Host was resolved
     public int HostIndex;      // index of the page's first byte in Host
     public byte[]? Host;       // host memory of the physical page (RAM with host memory, or ROM), for reads
+    public byte[]? WriteHost;  // host memory of the physical page when it is RAM that no one watches, for writes
+    public int WriteHostGeneration; // bus write generation when WriteHost was resolved
 
     public readonly bool Global => (Rights & RightGlobal) != 0;
     public readonly bool Dirty => (Rights & RightDirty) != 0;

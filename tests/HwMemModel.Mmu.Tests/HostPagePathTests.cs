@@ -90,4 +90,36 @@ public sealed class HostPagePathTests
         Assert.That(again, Is.EqualTo(0x5AUL));
         Assert.That(bus.Counters.RomWritesDropped, Is.EqualTo(1));
     }
+
+    [Test]
+    public void Writes_through_a_cached_host_page_still_reach_a_page_watched_later()
+    {
+        var m = new TestMachine();
+        m.Tables.Map(Va, Pa, PageSize.Size4K, PteFlags.Writable | PteFlags.Dirty | PteFlags.Accessed);
+        for (int i = 0; i < 3; i++) Assert.That(m.Mmu.Write(Va + 16, 8, 0x55, Privilege.Supervisor).Ok); // resolves the host page
+        var written = new List<ulong>();
+        m.Bus.WatchedPageWritten += written.Add;
+        m.Bus.WatchPageWrites(Pa);
+        Assert.That(m.Mmu.Write(Va + 24, 4, 0x66, Privilege.Supervisor).Ok);
+        Assert.That(written, Is.EqualTo(new[] { Pa }), "the watch is noticed although the TLB entry had cached the page for writes");
+        m.Bus.Read(Pa + 24, 4, out ulong v, BusAttributes.Host);
+        Assert.That(v, Is.EqualTo(0x66UL));
+    }
+
+    [Test]
+    public void Writes_through_a_cached_host_page_are_counted_and_visible_to_the_bus()
+    {
+        var m = new TestMachine();
+        m.Tables.Map(Va, Pa, PageSize.Size4K, PteFlags.Writable | PteFlags.Dirty | PteFlags.Accessed);
+        m.Bus.Write(Pa, 8, 1, BusAttributes.Host); // give the page host memory
+        Assert.That(m.Mmu.Write(Va, 8, 1, Privilege.Supervisor).Ok); // the walk (and its accessed-bit writes) happens here
+        long before = m.Bus.Counters.WritesBy(RequesterKind.Cpu);
+        for (int i = 0; i < 5; i++) Assert.That(m.Mmu.Write(Va + 8 * (ulong)i, 8, (ulong)i + 100, Privilege.Supervisor).Ok);
+        Assert.That(m.Bus.Counters.WritesBy(RequesterKind.Cpu) - before, Is.EqualTo(5));
+        for (int i = 0; i < 5; i++)
+        {
+            m.Bus.Read(Pa + 8 * (ulong)i, 8, out ulong v, BusAttributes.Host);
+            Assert.That(v, Is.EqualTo((ulong)i + 100));
+        }
+    }
 }
