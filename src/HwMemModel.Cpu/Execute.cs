@@ -337,7 +337,10 @@ public sealed partial class X86Cpu
                 if ((ArithFlags() & RFlags.OF) != 0) SoftwareInterrupt(Vectors.OF, trapException: true);
                 break;
             case Mnemonic.Syscall: ExecSyscall(); break;
-            case Mnemonic.Sysret: ExecSysret(ref d); break;
+            case Mnemonic.Sysret:
+            case Mnemonic.Sysretq:
+                ExecSysret(ref d);
+                break;
             case Mnemonic.Hlt:
                 RequireCpl0("HLT");
                 _halted = true;
@@ -404,6 +407,16 @@ public sealed partial class X86Cpu
         ref var i = ref d.I;
         if (i.Code == Code.INVALID)
             throw Fault(Vectors.UD, "invalid opcode");
+        // x87, MMX and SSE are not modelled yet, but CR0.EM/TS decide first, as on hardware: x87 with EM=1 or TS=1
+        // raises #NM; MMX/SSE with EM=1 raise #UD and with TS=1 #NM.
+        var features = i.Code.CpuidFeatures();
+        bool x87 = Array.IndexOf(features, CpuidFeature.FPU) >= 0;
+        bool simd = !x87 && Array.Exists(features, f => f is CpuidFeature.MMX or CpuidFeature.SSE or CpuidFeature.SSE2 or CpuidFeature.SSE3
+            or CpuidFeature.SSSE3 or CpuidFeature.SSE4_1 or CpuidFeature.SSE4_2);
+        ulong cr0 = Context.Cr0Value;
+        if (x87 && (cr0 & (Mmu.Cr0.EM | Mmu.Cr0.TS)) != 0) throw Fault(Vectors.NM, "x87 instruction with CR0.EM or CR0.TS set");
+        if (simd && (cr0 & Mmu.Cr0.EM) != 0) throw Fault(Vectors.UD, "MMX/SSE instruction with CR0.EM=1");
+        if (simd && (cr0 & Mmu.Cr0.TS) != 0) throw Fault(Vectors.NM, "MMX/SSE instruction with CR0.TS=1");
         Counters.Unimplemented++;
         _formatter ??= new IntelFormatter();
         var o = new StringOutput();

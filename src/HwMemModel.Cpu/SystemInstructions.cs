@@ -51,6 +51,9 @@ public sealed partial class X86Cpu
     /// <summary>The model-specific registers.</summary>
     public MsrState Msr { get; } = new();
 
+    /// <summary>Raised after WRMSR to IA32_APIC_BASE (the local APIC follows its global-enable bit 11).</summary>
+    public event Action<ulong>? ApicBaseWritten;
+
     private ulong ReadCr(Register r)
     {
         RequireCpl0("MOV from a control register");
@@ -396,6 +399,7 @@ public sealed partial class X86Cpu
                 if ((v & ~(0xFFFF_FFFFF000UL | (1UL << 11) | (1UL << 10) | (1UL << 8))) != 0 || (v >> Context.Features.MaxPhysAddrBits) != 0)
                     throw GP(0, $"IA32_APIC_BASE value 0x{v:x} sets reserved bits");
                 Msr.ApicBase = v;
+                ApicBaseWritten?.Invoke(v);
                 return;
             case 0x174: Msr.SysenterCs = v & 0xFFFF; return;
             case 0x175: CheckCanonicalMsr(index, v); Msr.SysenterEsp = v; return;

@@ -45,6 +45,7 @@ public sealed class PcMachine : IInterruptSource
         // model 0x6B, stepping 1; firmware/expected/hello.txt and QEMU's monitor).
         var cpuid = new CpuidModel(Context.Features) { Vendor = "AuthenticAMD", Signature = 0x0006_0FB1 };
         Cpu = new X86Cpu(Context, Ports, Clock, Stop, cpuid) { Interrupts = this };
+        Cpu.ApicBaseWritten += v => Devices.LocalApic.GloballyEnabled = (v & (1UL << 11)) != 0;
     }
 
     /// <summary>Creates the machine with the built-in blank BIOS or <see cref="PcMachineOptions.Bios"/>, the CPU at its reset state.</summary>
