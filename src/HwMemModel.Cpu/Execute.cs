@@ -170,13 +170,17 @@ public sealed partial class X86Cpu
             case Mnemonic.Neg:
             {
                 int size = OpSize(in i, 0);
-                Rmw(ref d, size, a => { ulong r = (0 - a) & Mask(size); SetCc(CcOp.Sub, size, r, 0, a); return r; });
+                ulong a = ReadRm(ref d, size, out int seg, out ulong ea);
+                ulong r = (0 - a) & Mask(size);
+                WriteRm(ref d, size, seg, ea, r);
+                SetCc(CcOp.Sub, size, r, 0, a);
                 break;
             }
             case Mnemonic.Not:
             {
                 int size = OpSize(in i, 0);
-                Rmw(ref d, size, a => ~a & Mask(size));
+                ulong a = ReadRm(ref d, size, out int seg, out ulong ea);
+                WriteRm(ref d, size, seg, ea, ~a & Mask(size));
                 break;
             }
             case Mnemonic.Mul: ExecMul(ref d, signed: false); break;
@@ -187,9 +191,11 @@ public sealed partial class X86Cpu
             {
                 int size = OpSize(in i, 0);
                 ulong b = ReadReg(i.Op1Register);
-                ulong old = 0;
-                Rmw(ref d, size, a => { old = a; ulong r = (a + b) & Mask(size); SetCc(CcOp.Add, size, r, a, b); return r; });
-                WriteReg(i.Op1Register, old);
+                ulong a = ReadRm(ref d, size, out int seg, out ulong ea);
+                ulong r = (a + b) & Mask(size);
+                WriteRm(ref d, size, seg, ea, r);
+                SetCc(CcOp.Add, size, r, a, b);
+                WriteReg(i.Op1Register, a);
                 break;
             }
             case Mnemonic.Cmpxchg: ExecCmpxchg(ref d); break;
@@ -474,35 +480,35 @@ public sealed partial class X86Cpu
         }
         else a = ReadReg(i.Op0Register);
         ulong b = i.Op1Kind == OpKind.Register ? ReadReg(i.Op1Register) : ReadOp(ref d, 1, size);
-        ulong m = Mask(size), r;
-        switch (i.Mnemonic)
+        int op = AluIndex(i.Mnemonic);
+        ulong r = AluCompute(op, a, b);
+        if (op != 7)
         {
-            case Mnemonic.Add: r = a + b; SetCc(CcOp.Add, size, r, a, b); break;
-            case Mnemonic.Adc: r = a + b + (CarryFlag() ? 1UL : 0); SetCc(CcOp.Adc, size, r, a, b); break;
-            case Mnemonic.Sub: r = a - b; SetCc(CcOp.Sub, size, r, a, b); break;
-            case Mnemonic.Cmp: SetCc(CcOp.Sub, size, a - b, a, b); return;
-            case Mnemonic.Sbb: r = a - b - (CarryFlag() ? 1UL : 0); SetCc(CcOp.Sbb, size, r, a, b); break;
-            case Mnemonic.And: r = a & b; SetLogic(size, r); break;
-            case Mnemonic.Or: r = a | b; SetLogic(size, r); break;
-            default: r = a ^ b; SetLogic(size, r); break;
+            if (mem) WriteSeg(seg, ea, size, r & Mask(size));
+            else WriteReg(i.Op0Register, r & Mask(size));
         }
-        if (mem) WriteSeg(seg, ea, size, r & m);
-        else WriteReg(i.Op0Register, r & m);
+        AluFlags(op, size, r, a, b);
     }
 
-    /// <summary>Read-modify-write of operand 0.</summary>
-    private void Rmw(ref DecodedInstruction d, int size, Func<ulong, ulong> f)
+    /// <summary>Reads operand 0 of a read-modify-write instruction; <see cref="WriteRm"/> writes the result back.</summary>
+    private ulong ReadRm(ref DecodedInstruction d, int size, out int seg, out ulong ea)
     {
         ref var i = ref d.I;
         if (i.Op0Kind == OpKind.Register)
         {
-            WriteReg(i.Op0Register, f(ReadReg(i.Op0Register)));
-            return;
+            seg = -1;
+            ea = 0;
+            return ReadReg(i.Op0Register);
         }
-        int seg = SegOf(in i);
-        ulong ea = EffectiveAddress(ref d);
-        ulong a = ReadSeg(seg, ea, size);
-        WriteSeg(seg, ea, size, f(a));
+        seg = SegOf(in i);
+        ea = EffectiveAddress(ref d);
+        return ReadSeg(seg, ea, size);
+    }
+
+    private void WriteRm(ref DecodedInstruction d, int size, int seg, ulong ea, ulong value)
+    {
+        if (seg < 0) WriteReg(d.I.Op0Register, value);
+        else WriteSeg(seg, ea, size, value);
     }
 
     private void ExecPush(ref DecodedInstruction d)
@@ -842,7 +848,6 @@ public sealed partial class X86Cpu
         ulong dest;
         if (mem) { seg = SegOf(in i); ea = EffectiveAddress(ref d); dest = ReadSeg(seg, ea, size); }
         else dest = ReadReg(i.Op0Register);
-        SetCc(CcOp.Sub, size, acc - dest, acc, dest);
         if (acc == dest)
         {
             if (mem) WriteSeg(seg, ea, size, src); else WriteReg(i.Op0Register, src);
@@ -852,6 +857,7 @@ public sealed partial class X86Cpu
             if (mem) WriteSeg(seg, ea, size, dest); // the locked cycle writes the old value back
             WriteReg(size switch { 1 => Register.AL, 2 => Register.AX, 4 => Register.EAX, _ => Register.RAX }, dest);
         }
+        SetCc(CcOp.Sub, size, acc - dest, acc, dest);
     }
 
     private void ExecCmpxchgWide(ref DecodedInstruction d)
@@ -978,7 +984,35 @@ public sealed partial class X86Cpu
         }
         ulong m = Mask(size), sign = SignBit(size);
         var mn = i.Mnemonic;
-        Rmw(ref d, size, a =>
+        ulong value = ReadRm(ref d, size, out int rmSeg, out ulong rmEa);
+        if (rmSeg < 0) WriteRm(ref d, size, rmSeg, rmEa, Shift(mn, size, count, value));
+        else WriteFlagsAfter(ref d, size, rmSeg, rmEa, () => Shift(mn, size, count, value));
+    }
+
+    /// <summary>
+    /// Computes a result that also sets the flags, writes it to operand 0, and leaves the flags as they were when the
+    /// write faults (a fault leaves the architectural state unchanged).
+    /// </summary>
+    private void WriteFlagsAfter(ref DecodedInstruction d, int size, int seg, ulong ea, Func<ulong> compute)
+    {
+        if (seg < 0)
+        {
+            WriteReg(d.I.Op0Register, compute());
+            return;
+        }
+        var before = SaveCc();
+        ulong r = compute();
+        var after = SaveCc();
+        RestoreCc(before);
+        WriteSeg(seg, ea, size, r);
+        RestoreCc(after);
+    }
+
+    /// <summary>The result of SHL/SAL/SHR/SAR/ROL/ROR/RCL/RCR by a non-zero masked count, setting the flags as QEMU does.</summary>
+    private ulong Shift(Mnemonic mn, int size, int count, ulong a)
+    {
+        int bits = size * 8;
+        ulong m = Mask(size), sign = SignBit(size);
         {
             a &= m;
             ulong r;
@@ -1052,7 +1086,7 @@ public sealed partial class X86Cpu
                     return r;
                 }
             }
-        });
+        }
     }
 
     private void ExecDoubleShift(ref DecodedInstruction d)
@@ -1069,7 +1103,15 @@ public sealed partial class X86Cpu
         ulong src = ReadReg(i.Op1Register);
         ulong m = Mask(size), sign = SignBit(size);
         bool left = i.Mnemonic == Mnemonic.Shld;
-        Rmw(ref d, size, a =>
+        ulong value = ReadRm(ref d, size, out int rmSeg, out ulong rmEa);
+        if (rmSeg < 0) WriteRm(ref d, size, rmSeg, rmEa, DoubleShift(left, size, count, value, src));
+        else WriteFlagsAfter(ref d, size, rmSeg, rmEa, () => DoubleShift(left, size, count, value, src));
+    }
+
+    private ulong DoubleShift(bool left, int size, int count, ulong a, ulong src)
+    {
+        int bits = size * 8;
+        ulong m = Mask(size), sign = SignBit(size);
         {
             a &= m;
             // Build a 2*bits-wide value (a:src for SHLD, src:a for SHRD) and shift it; 16-bit counts above 16 take
@@ -1097,7 +1139,7 @@ public sealed partial class X86Cpu
                 SetEager(SzpFlags(r, size) | cf | of);
             }
             return r;
-        });
+        }
     }
 
     private void ExecBitTest(ref DecodedInstruction d)
@@ -1130,14 +1172,16 @@ public sealed partial class X86Cpu
             v = ReadReg(i.Op0Register);
         }
         bool set = ((v >> bit) & 1) != 0;
-        SetEager((ArithFlags() & ~RFlags.CF) | (set ? RFlags.CF : 0));
-        if (i.Mnemonic == Mnemonic.Bt) return;
-        ulong nv = i.Mnemonic switch
+        if (i.Mnemonic != Mnemonic.Bt)
         {
-            Mnemonic.Bts => v | (1UL << bit),
-            Mnemonic.Btr => v & ~(1UL << bit),
-            _ => v ^ (1UL << bit),
-        };
-        if (mem) WriteSeg(seg, ea, size, nv); else WriteReg(i.Op0Register, nv);
+            ulong nv = i.Mnemonic switch
+            {
+                Mnemonic.Bts => v | (1UL << bit),
+                Mnemonic.Btr => v & ~(1UL << bit),
+                _ => v ^ (1UL << bit),
+            };
+            if (mem) WriteSeg(seg, ea, size, nv); else WriteReg(i.Op0Register, nv);
+        }
+        SetEager((ArithFlags() & ~RFlags.CF) | (set ? RFlags.CF : 0));
     }
 }

@@ -231,21 +231,39 @@ public sealed partial class X86Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ref ulong G(int r) => ref Unsafe.Add(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(R), r);
 
+    /// <summary>The result of ALU operation <paramref name="op"/> (0 add, 1 or, 2 adc, 3 sbb, 4 and, 5 sub, 6 xor, 7 cmp).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong AluCompute(int op, ulong a, ulong b) => op switch
+    {
+        0 => a + b,
+        1 => a | b,
+        2 => a + b + (CarryFlag() ? 1UL : 0),
+        3 => a - b - (CarryFlag() ? 1UL : 0),
+        4 => a & b,
+        6 => a ^ b,
+        _ => a - b,
+    };
+
+    /// <summary>Sets the flags of ALU operation <paramref name="op"/> from its operands and result (after any write).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void AluFlags(int op, int size, ulong r, ulong a, ulong b)
+    {
+        switch (op)
+        {
+            case 0: SetCc(CcOp.Add, size, r, a, b); return;
+            case 2: SetCc(CcOp.Adc, size, r, a, b); return;
+            case 3: SetCc(CcOp.Sbb, size, r, a, b); return;
+            case 5: case 7: SetCc(CcOp.Sub, size, r, a, b); return;
+            default: SetLogic(size, r); return;
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong AluOp(int op, int size, ulong a, ulong b)
     {
-        ulong r;
-        switch (op)
-        {
-            case 0: r = a + b; SetCc(CcOp.Add, size, r, a, b); return r;
-            case 1: r = a | b; SetLogic(size, r); return r;
-            case 2: r = a + b + (CarryFlag() ? 1UL : 0); SetCc(CcOp.Adc, size, r, a, b); return r;
-            case 3: r = a - b - (CarryFlag() ? 1UL : 0); SetCc(CcOp.Sbb, size, r, a, b); return r;
-            case 4: r = a & b; SetLogic(size, r); return r;
-            case 5: r = a - b; SetCc(CcOp.Sub, size, r, a, b); return r;
-            case 6: r = a ^ b; SetLogic(size, r); return r;
-            default: SetCc(CcOp.Sub, size, a - b, a, b); return a;
-        }
+        ulong r = AluCompute(op, a, b);
+        AluFlags(op, size, r, a, b);
+        return op == 7 ? a : r;
     }
 
     /// <summary>Executes a pre-decoded instruction; false when it has no fast form (the general path runs instead).</summary>
@@ -301,8 +319,9 @@ public sealed partial class X86Cpu
                 ulong ea = FastEa(ref f);
                 ulong a = FastRead(ea, size);
                 ulong b = f.Kind == FastKind.AluMR ? G(f.Src) & Mask(size) : f.Imm;
-                ulong r = AluOp(f.Alu, size, a, b);
-                if (f.Alu != 7) FastWrite(ea, size, r & Mask(size));
+                ulong r = AluCompute(f.Alu, a, b);
+                if (f.Alu != 7) FastWrite(ea, size, r & Mask(size)); // write first: a faulting write leaves the flags
+                AluFlags(f.Alu, size, r, a, b);
                 return true;
             }
             case FastKind.TestRR:

@@ -101,6 +101,16 @@ public sealed partial class X86Cpu
         _ => (long)v,
     };
 
+    /// <summary>The lazy arithmetic-flag state, saved so that a faulting write can leave the flags as they were.</summary>
+    private readonly record struct CcState(CcOp Op, int Size, ulong Dst, ulong Src1, ulong Src2, ulong Eager, bool Carry);
+
+    private CcState SaveCc() => new(_ccOp, _ccSize, _ccDst, _ccSrc1, _ccSrc2, _ccEager, _ccCarry);
+
+    private void RestoreCc(in CcState s)
+    {
+        _ccOp = s.Op; _ccSize = s.Size; _ccDst = s.Dst; _ccSrc1 = s.Src1; _ccSrc2 = s.Src2; _ccEager = s.Eager; _ccCarry = s.Carry;
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void SetCc(CcOp op, int size, ulong dst, ulong src1, ulong src2)
     {
