@@ -986,8 +986,12 @@ public sealed partial class X86Cpu
         var mn = i.Mnemonic;
         ulong value = ReadRm(ref d, size, out int rmSeg, out ulong rmEa);
         if (rmSeg < 0) WriteRm(ref d, size, rmSeg, rmEa, Shift(mn, size, count, value));
-        else WriteFlagsAfter(ref d, size, rmSeg, rmEa, () => Shift(mn, size, count, value));
+        else ShiftMemory(ref d, mn, size, count, value, rmSeg, rmEa);
     }
+
+    // Kept apart so that the closure is allocated only for memory operands.
+    private void ShiftMemory(ref DecodedInstruction d, Mnemonic mn, int size, int count, ulong value, int seg, ulong ea)
+        => WriteFlagsAfter(ref d, size, seg, ea, () => Shift(mn, size, count, value));
 
     /// <summary>
     /// Computes a result that also sets the flags, writes it to operand 0, and leaves the flags as they were when the
@@ -1105,7 +1109,12 @@ public sealed partial class X86Cpu
         bool left = i.Mnemonic == Mnemonic.Shld;
         ulong value = ReadRm(ref d, size, out int rmSeg, out ulong rmEa);
         if (rmSeg < 0) WriteRm(ref d, size, rmSeg, rmEa, DoubleShift(left, size, count, value, src));
-        else WriteFlagsAfter(ref d, size, rmSeg, rmEa, () => DoubleShift(left, size, count, value, src));
+        else DoubleShiftMemory(ref d, left, size, count, value, src, rmSeg, rmEa);
+    }
+
+    private void DoubleShiftMemory(ref DecodedInstruction d, bool left, int size, int count, ulong value, ulong src, int seg, ulong ea)
+    {
+        WriteFlagsAfter(ref d, size, seg, ea, () => DoubleShift(left, size, count, value, src));
     }
 
     private ulong DoubleShift(bool left, int size, int count, ulong a, ulong src)

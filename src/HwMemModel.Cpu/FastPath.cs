@@ -20,6 +20,7 @@ internal enum FastKind : byte
     PushR, PopR,
     CallRel, Ret,
     Nop,
+    ShiftRI, ImulRRI, ImulRR,
 }
 
 internal struct FastOp
@@ -187,6 +188,36 @@ public sealed partial class X86Cpu
             case Mnemonic.Pause:
                 f.Kind = FastKind.Nop;
                 return;
+            case Mnemonic.Shl:
+            case Mnemonic.Sal:
+            case Mnemonic.Shr:
+            case Mnemonic.Sar:
+            case Mnemonic.Rol:
+            case Mnemonic.Ror:
+            {
+                if (i.Op0Kind != OpKind.Register || !IsImmediate(i.Op1Kind)) return;
+                int dst = Gpr64(i.Op0Register, out int size);
+                if (dst < 0) return;
+                f.Dst = (byte)dst;
+                f.Size = (byte)size;
+                f.Imm = i.GetImmediate(1) & (size == 8 ? 0x3FUL : 0x1FUL);
+                f.Alu = m switch { Mnemonic.Shr => 1, Mnemonic.Sar => 2, Mnemonic.Rol => 3, Mnemonic.Ror => 4, _ => 0 };
+                f.Kind = FastKind.ShiftRI;
+                return;
+            }
+            case Mnemonic.Imul:
+            {
+                if (i.Op0Kind != OpKind.Register || i.Op1Kind != OpKind.Register) return;
+                int dst = Gpr64(i.Op0Register, out int size);
+                int src = Gpr64(i.Op1Register, out int s1);
+                if (dst < 0 || src < 0 || s1 != size) return;
+                f.Dst = (byte)dst;
+                f.Src = (byte)src;
+                f.Size = (byte)size;
+                if (i.OpCount == 3 && IsImmediate(i.Op2Kind)) { f.Imm = i.GetImmediate(2); f.Kind = FastKind.ImulRRI; }
+                else if (i.OpCount == 2) f.Kind = FastKind.ImulRR;
+                return;
+            }
         }
         if (i.IsJccShortOrNear && i.Op0Kind == OpKind.NearBranch64)
         {
@@ -388,6 +419,39 @@ public sealed partial class X86Cpu
             }
             case FastKind.Nop:
                 return true;
+            case FastKind.ShiftRI:
+            {
+                int count = (int)f.Imm;
+                ulong a = G(f.Dst);
+                if (count != 0)
+                {
+                    var mn = f.Alu switch { 1 => Mnemonic.Shr, 2 => Mnemonic.Sar, 3 => Mnemonic.Rol, 4 => Mnemonic.Ror, _ => Mnemonic.Shl };
+                    a = Shift(mn, size, count, a);
+                }
+                SetGpr(f.Dst, size, a);
+                return true;
+            }
+            case FastKind.ImulRRI:
+            case FastKind.ImulRR:
+            {
+                long a = SignExtend(G(f.Kind == FastKind.ImulRRI ? f.Src : f.Dst), size);
+                long b = f.Kind == FastKind.ImulRRI ? SignExtend(f.Imm & Mask(size), size) : SignExtend(G(f.Src), size);
+                long lo;
+                bool overflow;
+                if (size == 8)
+                {
+                    long hi = Math.BigMul(a, b, out lo);
+                    overflow = hi != (lo >> 63);
+                }
+                else
+                {
+                    lo = a * b;
+                    overflow = lo != (int)lo;
+                }
+                SetGpr(f.Dst, size, (ulong)lo);
+                MulFlags(size, (ulong)lo & Mask(size), overflow);
+                return true;
+            }
         }
         return false;
     }

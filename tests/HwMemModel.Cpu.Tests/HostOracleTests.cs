@@ -357,4 +357,39 @@ public unsafe class HostOracleTests
             return b;
         }, resultDefined: input => (int)(input.B & (size == 8 ? 63UL : 31UL)) <= bits);
     }
+
+    [Test]
+    public void ShiftsByImmediateMatchTheHost([Values("shl", "shr", "sar", "rol", "ror")] string op, [Values(4, 8)] int size, [Values(0, 1, 5, 31, 32, 63)] int count)
+    {
+        if (size == 4 && count > 31) Assert.Pass("32-bit counts are masked to 5 bits by the encoding's users");
+        int bits = size * 8;
+        Compare($"{op}{size}i{count}", a =>
+        {
+            dynamic r = size == 4 ? eax : (object)rax;
+            switch (op)
+            {
+                case "shl": a.shl(r, (byte)count); break;
+                case "shr": a.shr(r, (byte)count); break;
+                case "sar": a.sar(r, (byte)count); break;
+                case "rol": a.rol(r, (byte)count); break;
+                default: a.ror(r, (byte)count); break;
+            }
+        }, _ =>
+        {
+            if (count == 0) return All;
+            bool rotate = op is "rol" or "ror";
+            ulong m = rotate ? CF | SF | ZF | PF | AF : SF | ZF | PF | CF;
+            if (count == 1) m |= OF;
+            return m;
+        }, cases: 60);
+    }
+
+    [Test]
+    public void ImulForms([Values(4, 8)] int size, [Values(0, 7, -3, 0x7FFF_FFFF)] int imm)
+    {
+        Compare($"imul3-{size}-{imm}", a =>
+        {
+            if (size == 4) a.imul(eax, ecx, imm); else a.imul(rax, rcx, imm);
+        }, _ => OF | CF, cases: 80);
+    }
 }
