@@ -23,24 +23,8 @@ public sealed partial class X86Cpu
         {
             try
             {
-                while (true)
-                {
-                    if (Stop.IsRequested) return Finish(StopKind.StopRequested, start, Stop.Reason);
-                    if (_retired >= limit)
-                        return Finish(StopKind.InstructionLimit, start, $"instruction limit reached after {_retired - start} instructions; next instruction at {WhereNext()}");
-                    _curIp = _rip;
-                    if (_halted || Interrupts is not null)
-                    {
-                        var r = CheckInterrupts(start);
-                        if (r is not null) return r;
-                        if (_halted) continue;
-                    }
-                    _interruptShadow = false;
-                    SyncClock(); // devices see guest time as of the start of each block
-                    var block = GetBlock();
-                    if ((_flagsRest & RFlags.TF) != 0) { ExecuteOneTraced(block); continue; }
-                    ExecuteBlock(block, limit);
-                }
+                var r = RunInner(start, limit);
+                if (r is not null) return r;
             }
             catch (GuestFaultException e)
             {
@@ -52,6 +36,29 @@ public sealed partial class X86Cpu
                 SyncClock();
                 return Finish(m.Kind, start, m.Message);
             }
+        }
+    }
+
+    /// <summary>The dispatch loop, kept free of exception handling so that the JIT optimises it fully.</summary>
+    private RunResult? RunInner(long start, long limit)
+    {
+        while (true)
+        {
+            if (Stop.IsRequested) return Finish(StopKind.StopRequested, start, Stop.Reason);
+            if (_retired >= limit)
+                return Finish(StopKind.InstructionLimit, start, $"instruction limit reached after {_retired - start} instructions; next instruction at {WhereNext()}");
+            _curIp = _rip;
+            if (_halted || Interrupts is not null)
+            {
+                var r = CheckInterrupts(start);
+                if (r is not null) return r;
+                if (_halted) continue;
+            }
+            _interruptShadow = false;
+            SyncClock(); // devices see guest time as of the start of each block
+            var block = GetBlock();
+            if ((_flagsRest & RFlags.TF) != 0) { ExecuteOneTraced(block); continue; }
+            ExecuteBlock(block, limit);
         }
     }
 
