@@ -68,6 +68,8 @@ public static class Demo
         o.Write(Report.Counters(mmu));
         o.WriteLine();
         KernelDemo.Run(o);
+        o.WriteLine();
+        FirmwareDemo.Run(o);
         return 0;
     }
 }

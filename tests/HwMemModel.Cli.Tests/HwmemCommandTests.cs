@@ -29,6 +29,8 @@ public sealed class HwmemCommandTests
         Assert.That(output, Does.Contain("(UC-, readw: 0xf4fa = cli; hlt at the reset vector)"));
         Assert.That(output, Does.Contain("VmallocTotal:   34359738367 kB"));
         Assert.That(output, Does.Contain("x86/mm: Checked W+X mappings: passed, no W+X pages found."));
+        Assert.That(output, Does.Contain("hello from long mode"));
+        Assert.That(output, Does.Contain("demand-paging: faults=66 page tables allocated=8 data pages allocated=66"));
     }
 
     [Test]
