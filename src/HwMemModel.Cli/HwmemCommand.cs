@@ -67,6 +67,7 @@ public static class HwmemCommand
         root.Subcommands.Add(e820);
 
         RunCommand.Add(root, stdout, stderr, rawStdout);
+        BenchCommand.Add(root, stdout, stderr);
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0 && args.Length > 0)

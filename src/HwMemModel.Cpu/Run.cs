@@ -48,7 +48,7 @@ public sealed partial class X86Cpu
             if (_retired >= limit)
                 return Finish(StopKind.InstructionLimit, start, $"instruction limit reached after {_retired - start} instructions; next instruction at {WhereNext()}");
             _curIp = _rip;
-            if (_halted || Interrupts is not null)
+            if (_halted || (Interrupts is not null && (_flagsRest & RFlags.IF) != 0))
             {
                 var r = CheckInterrupts(start);
                 if (r is not null) return r;
