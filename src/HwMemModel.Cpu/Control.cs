@@ -44,14 +44,21 @@ public sealed partial class X86Cpu
         }
         if (IsFarMemory(in i, out int offSize))
         {
-            ulong ea = EffectiveAddress(ref d);
-            int seg = SegOf(in i);
-            ulong off = ReadSeg(seg, ea, offSize);
-            ushort sel = (ushort)ReadSeg(seg, ea + (ulong)offSize, 2);
+            ulong off = ReadFarPointer(ref d, offSize, out ushort sel);
             FarJump(sel, off, call: false, 0);
             return;
         }
         JumpNear(ReadOp(ref d, 0, BranchSize(in i)));
+    }
+
+    /// <summary>Reads an m16:16/32/64 far pointer: the offset, then the selector after it.</summary>
+    private ulong ReadFarPointer(ref DecodedInstruction d, int offsetSize, out ushort selector)
+    {
+        ulong ea = EffectiveAddress(ref d);
+        int seg = SegOf(in d.I);
+        ulong off = ReadSeg(seg, ea, offsetSize);
+        selector = (ushort)ReadSeg(seg, ea + (ulong)offsetSize, 2);
+        return off;
     }
 
     private static bool IsFarMemory(in Instruction i, out int offsetSize)
@@ -92,10 +99,7 @@ public sealed partial class X86Cpu
         }
         if (IsFarMemory(in i, out int offSize))
         {
-            ulong ea = EffectiveAddress(ref d);
-            int seg = SegOf(in i);
-            ulong off = ReadSeg(seg, ea, offSize);
-            ushort sel = (ushort)ReadSeg(seg, ea + (ulong)offSize, 2);
+            ulong off = ReadFarPointer(ref d, offSize, out ushort sel);
             FarJump(sel, off, call: true, offSize);
             return;
         }

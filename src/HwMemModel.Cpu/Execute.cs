@@ -680,6 +680,21 @@ public sealed partial class X86Cpu
         MulFlags(size, lo, hi != 0);
     }
 
+    /// <summary>The low half of a signed <paramref name="size"/>-byte product, and whether it overflowed that size.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long SignedMultiply(long a, long b, int size, out bool overflow)
+    {
+        if (size == 8)
+        {
+            long hi = Math.BigMul(a, b, out long lo);
+            overflow = hi != (lo >> 63);
+            return lo;
+        }
+        long r = a * b;
+        overflow = r != SignExtend((ulong)r & Mask(size), size);
+        return r;
+    }
+
     /// <summary>Flags after MUL/IMUL as QEMU computes them: CF=OF=overflow, SF/ZF/PF from the low half, AF=0.</summary>
     private void MulFlags(int size, ulong lo, bool overflow)
         => SetEager(SzpFlags(lo, size) | (overflow ? RFlags.CF | RFlags.OF : 0));
@@ -728,19 +743,7 @@ public sealed partial class X86Cpu
             long a, b;
             if (i.OpCount == 2) { a = SignExtend(ReadReg(i.Op0Register), size); b = SignExtend(ReadOp(ref d, 1, size), size); }
             else { a = SignExtend(ReadOp(ref d, 1, size), size); b = SignExtend(i.GetImmediate(2), 8); b = SignExtend((ulong)b & Mask(size), size); }
-            long lo;
-            bool overflow;
-            if (size == 8)
-            {
-                long hi = Math.BigMul(a, b, out lo);
-                overflow = hi != (lo >> 63);
-            }
-            else
-            {
-                long r = a * b;
-                lo = r;
-                overflow = r != SignExtend((ulong)r & Mask(size), size);
-            }
+            long lo = SignedMultiply(a, b, size, out bool overflow);
             WriteReg(i.Op0Register, (ulong)lo & Mask(size));
             MulFlags(size, (ulong)lo & Mask(size), overflow);
         }

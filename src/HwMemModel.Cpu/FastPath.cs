@@ -436,18 +436,7 @@ public sealed partial class X86Cpu
             {
                 long a = SignExtend(G(f.Kind == FastKind.ImulRRI ? f.Src : f.Dst), size);
                 long b = f.Kind == FastKind.ImulRRI ? SignExtend(f.Imm & Mask(size), size) : SignExtend(G(f.Src), size);
-                long lo;
-                bool overflow;
-                if (size == 8)
-                {
-                    long hi = Math.BigMul(a, b, out lo);
-                    overflow = hi != (lo >> 63);
-                }
-                else
-                {
-                    lo = a * b;
-                    overflow = lo != (int)lo;
-                }
+                long lo = SignedMultiply(a, b, size, out bool overflow);
                 SetGpr(f.Dst, size, (ulong)lo);
                 MulFlags(size, (ulong)lo & Mask(size), overflow);
                 return true;

@@ -17,7 +17,7 @@ public sealed partial class X86Cpu
         if (_bitness != 64) lin &= 0xFFFF_FFFF;
         var r = _mmu.Read(lin, size, priv, out ulong v, kind);
         if (!r.Ok) v = AccessFailed(r, lin, size, kind, stack);
-        if (Trace is not null) TraceAccess("read ", lin, size, v, kind);
+        if (Trace is not null) TraceAccess("read ", lin, size, v, kind, priv);
         return v;
     }
 
@@ -27,7 +27,7 @@ public sealed partial class X86Cpu
         if (_bitness != 64) lin &= 0xFFFF_FFFF;
         var r = _mmu.Write(lin, size, value, priv);
         if (!r.Ok) AccessFailed(r, lin, size, AccessKind.Write, stack);
-        if (Trace is not null) TraceAccess("write", lin, size, value, AccessKind.Write);
+        if (Trace is not null) TraceAccess("write", lin, size, value, AccessKind.Write, priv);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -40,10 +40,10 @@ public sealed partial class X86Cpu
         return Mask(size);
     }
 
-    private void TraceAccess(string what, ulong lin, int size, ulong value, AccessKind kind)
+    private void TraceAccess(string what, ulong lin, int size, ulong value, AccessKind kind, Privilege priv)
     {
-        string pa = _mmu.Translate(lin, kind == AccessKind.Write ? AccessKind.Read : kind, Privilege.ImplicitSupervisor, out var t).IsFault
-            ? "?" : $"0x{t.PhysicalAddress:x}";
+        // The access has just succeeded, so the same translation is a TLB hit now (trace runs count these lookups).
+        string pa = _mmu.Translate(lin, kind, priv, out var t).IsFault ? "?" : $"0x{t.PhysicalAddress:x}";
         Trace!.WriteLine($"    {what} {size} bytes va=0x{lin:x} pa={pa} value=0x{value & Mask(size):x}");
     }
 
