@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Iced.Intel;
 
 namespace HwMemModel.Cpu;
@@ -5,18 +6,28 @@ namespace HwMemModel.Cpu;
 public sealed partial class X86Cpu
 {
     /// <summary>A near transfer to <paramref name="target"/>: canonical check in 64-bit mode, CS limit check otherwise.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void JumpNear(ulong target)
     {
         if (_bitness == 64)
         {
-            if (!IsCanonical(target)) throw GP(0, $"near transfer to non-canonical address 0x{target:x}");
+            if (!IsCanonical(target)) ThrowBadJump(target);
         }
         else
         {
             target &= IpMask;
-            if (target > Seg[(int)SegmentIndex.CS].Limit) throw GP(0, $"near transfer to 0x{target:x} beyond the CS limit 0x{Seg[(int)SegmentIndex.CS].Limit:x}");
+            if (target > Seg[(int)SegmentIndex.CS].Limit) ThrowBadJump(target);
         }
         _rip = target;
+    }
+
+    // Kept out of line so that the hot callers carry no string-formatting state in their frames.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private void ThrowBadJump(ulong target)
+    {
+        if (_bitness == 64) throw GP(0, $"near transfer to non-canonical address 0x{target:x}");
+        throw GP(0, $"near transfer to 0x{target:x} beyond the CS limit 0x{Seg[(int)SegmentIndex.CS].Limit:x}");
     }
 
     private int BranchSize(in Instruction i)

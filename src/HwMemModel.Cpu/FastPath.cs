@@ -313,15 +313,6 @@ public sealed partial class X86Cpu
             case FastKind.MovRI:
                 G(f.Dst) = f.Imm;
                 return true;
-            case FastKind.MovRM:
-                SetGpr(f.Dst, size, FastRead(FastEa(ref f), size));
-                return true;
-            case FastKind.MovMR:
-                FastWrite(FastEa(ref f), size, G(f.Src));
-                return true;
-            case FastKind.MovMI:
-                FastWrite(FastEa(ref f), size, f.Imm);
-                return true;
             case FastKind.AluRR:
             {
                 ulong m = Mask(size);
@@ -334,25 +325,6 @@ public sealed partial class X86Cpu
                 ulong m = Mask(size);
                 ulong r = AluOp(f.Alu, size, G(f.Dst) & m, f.Imm);
                 if (f.Alu != 7) SetGpr(f.Dst, size, r);
-                return true;
-            }
-            case FastKind.AluRM:
-            {
-                ulong m = Mask(size);
-                ulong b = FastRead(FastEa(ref f), size);
-                ulong r = AluOp(f.Alu, size, G(f.Dst) & m, b);
-                if (f.Alu != 7) SetGpr(f.Dst, size, r);
-                return true;
-            }
-            case FastKind.AluMR:
-            case FastKind.AluMI:
-            {
-                ulong ea = FastEa(ref f);
-                ulong a = FastRead(ea, size);
-                ulong b = f.Kind == FastKind.AluMR ? G(f.Src) & Mask(size) : f.Imm;
-                ulong r = AluCompute(f.Alu, a, b);
-                if (f.Alu != 7) FastWrite(ea, size, r & Mask(size)); // write first: a faulting write leaves the flags
-                AluFlags(f.Alu, size, r, a, b);
                 return true;
             }
             case FastKind.TestRR:
@@ -386,6 +358,49 @@ public sealed partial class X86Cpu
             case FastKind.Jmp:
                 JumpNear(f.Imm);
                 return true;
+            case FastKind.Nop:
+                return true;
+            default:
+                return ExecuteFastMore(ref d);
+        }
+    }
+
+    /// <summary>The fast forms that touch memory or need more state, kept apart so that the register forms above run in a small frame.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool ExecuteFastMore(ref DecodedInstruction d)
+    {
+        ref var f = ref d.Fast;
+        int size = f.Size;
+        switch (f.Kind)
+        {
+            case FastKind.MovRM:
+                SetGpr(f.Dst, size, FastRead(FastEa(ref f), size));
+                return true;
+            case FastKind.MovMR:
+                FastWrite(FastEa(ref f), size, G(f.Src));
+                return true;
+            case FastKind.MovMI:
+                FastWrite(FastEa(ref f), size, f.Imm);
+                return true;
+            case FastKind.AluRM:
+            {
+                ulong m = Mask(size);
+                ulong b = FastRead(FastEa(ref f), size);
+                ulong r = AluOp(f.Alu, size, G(f.Dst) & m, b);
+                if (f.Alu != 7) SetGpr(f.Dst, size, r);
+                return true;
+            }
+            case FastKind.AluMR:
+            case FastKind.AluMI:
+            {
+                ulong ea = FastEa(ref f);
+                ulong a = FastRead(ea, size);
+                ulong b = f.Kind == FastKind.AluMR ? G(f.Src) & Mask(size) : f.Imm;
+                ulong r = AluCompute(f.Alu, a, b);
+                if (f.Alu != 7) FastWrite(ea, size, r & Mask(size)); // write first: a faulting write leaves the flags
+                AluFlags(f.Alu, size, r, a, b);
+                return true;
+            }
             case FastKind.PushR:
             {
                 ulong v = G(f.Dst);
@@ -412,13 +427,11 @@ public sealed partial class X86Cpu
             case FastKind.Ret:
             {
                 ulong target = FastReadStack(G(4));
-                if (!IsCanonical(target)) throw GP(0, $"RET to non-canonical address 0x{target:x}");
+                if (!IsCanonical(target)) ThrowBadJump(target);
                 G(4) += 8;
                 _rip = target;
                 return true;
             }
-            case FastKind.Nop:
-                return true;
             case FastKind.ShiftRI:
             {
                 int count = (int)f.Imm;
@@ -441,6 +454,7 @@ public sealed partial class X86Cpu
                 MulFlags(size, (ulong)lo & Mask(size), overflow);
                 return true;
             }
+
         }
         return false;
     }
