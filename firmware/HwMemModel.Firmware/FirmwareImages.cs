@@ -13,6 +13,11 @@ public static class FirmwareImages
         Hpet(),
         MultibootAout(),
         MultibootElf(),
+        AluFlags(),
+        StringsModes(),
+        SyscallIst(),
+        Smc(),
+        Bench(),
     ]);
 
     /// <summary>
@@ -79,4 +84,36 @@ public static class FirmwareImages
     /// as <c>multiboot-aout</c> with its own name.
     /// </summary>
     public static FirmwareImage MultibootElf() => new("multiboot-elf", ImageKind.Multiboot, MultibootKernel.BuildElf(), MultibootKernel.ElfDescription);
+
+    /// <summary>
+    /// <c>alu-flags</c> (BIOS): integer instruction results and RFLAGS (undefined flags included) for a table of
+    /// operations, operand sizes and values, each run with all status flags clear and set; BCD instructions in
+    /// 32-bit protected mode.
+    /// </summary>
+    public static FirmwareImage AluFlags() => new("alu-flags", ImageKind.Bios, AluFlagsImage.Build(), AluFlagsImage.Description);
+
+    /// <summary>
+    /// <c>strings-modes</c> (BIOS): real-mode instructions through an IVT, 32-bit protected-mode segment bases,
+    /// limits and faults, REP string instructions in 32-bit code (also with 16-bit addressing), and long-mode string
+    /// instructions across reversed pages and #PF in the middle of REP.
+    /// </summary>
+    public static FirmwareImage StringsModes() => new("strings-modes", ImageKind.Bios, StringsModesImage.Build(), StringsModesImage.Description);
+
+    /// <summary>
+    /// <c>syscall-ist</c> (BIOS): SYSCALL/SYSRETQ, SWAPGS, INT n through DPL-3 and DPL-0 gates, #PF at ring 3 on RSP0,
+    /// exceptions on IST1 (including #DF), FS/GS base MSRs and SYSRETQ to a non-canonical address.
+    /// </summary>
+    public static FirmwareImage SyscallIst() => new("syscall-ist", ImageKind.Bios, SyscallIstImage.Build(), SyscallIstImage.Description);
+
+    /// <summary>
+    /// <c>smc</c> (BIOS): self-modifying code: patched immediates, the next instruction of the same block, an
+    /// instruction rewriting itself, REP MOVSB over code, a page-straddling instruction and a second virtual alias.
+    /// </summary>
+    public static FirmwareImage Smc() => new("smc", ImageKind.Bios, SmcImage.Build(), SmcImage.Description);
+
+    /// <summary>
+    /// <c>bench</c> (BIOS): the speed benchmark: <see cref="Images.BenchImage.Iterations"/> iterations of a
+    /// ~20-instruction ALU/memory/branch/call loop over a 64 KiB buffer in 4 KiB pages; prints checksums.
+    /// </summary>
+    public static FirmwareImage Bench() => new("bench", ImageKind.Bios, BenchImage.Build(), BenchImage.Description);
 }

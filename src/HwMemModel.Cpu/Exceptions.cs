@@ -162,7 +162,8 @@ public sealed partial class X86Cpu
             var (v, he, ec, cr2) = (inner.Vector, inner.HasError, inner.ErrorCode, inner.Cr2);
             if (v == Vectors.PF) _cr2 = cr2;
             _deliveringVector = vector;
-            Deliver(v, he, ec, nextIp, false);
+            // A fault while delivering INT n/INT3/INTO is a fault of that instruction: its frame points at it.
+            Deliver(v, he, ec, software ? _curIp : nextIp, false);
         }
         finally
         {

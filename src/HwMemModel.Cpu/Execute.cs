@@ -77,8 +77,10 @@ public sealed partial class X86Cpu
             case Mnemonic.Bswap:
             {
                 int size = RegSize(i.Op0Register);
-                ulong v = ReadReg(i.Op0Register);
-                WriteReg(i.Op0Register, size == 8 ? BinaryPrimitivesReverse(v) : size == 4 ? System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)v) : 0);
+                if (size == 8) { WriteReg(i.Op0Register, BinaryPrimitivesReverse(ReadReg(i.Op0Register))); break; }
+                // BSWAP of a 16-bit register is undefined; QEMU swaps the whole 32-bit register, and so does the model.
+                var r32 = size == 4 ? i.Op0Register : Register.EAX + (i.Op0Register - Register.AX);
+                WriteReg(r32, System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)ReadReg(r32)));
                 break;
             }
             case Mnemonic.Movbe:
@@ -241,6 +243,8 @@ public sealed partial class X86Cpu
                 SetLogic(size, src);
                 if (src != 0)
                     WriteReg(i.Op0Register, i.Mnemonic == Mnemonic.Bsf ? (ulong)BitOperations.TrailingZeroCount(src) : (ulong)(63 - BitOperations.LeadingZeroCount(src)));
+                else if (size == 4)
+                    WriteReg(i.Op0Register, ReadReg(i.Op0Register)); // the destination keeps its value but, as on QEMU, is written (bits 63:32 cleared)
                 break;
             }
             case Mnemonic.Tzcnt:
@@ -256,9 +260,11 @@ public sealed partial class X86Cpu
                     _ => (ulong)BitOperations.PopCount(src),
                 };
                 WriteReg(i.Op0Register, r);
+                // POPCNT: ZF from the source, the rest 0 (SDM). LZCNT/TZCNT: CF and ZF; the undefined OF, SF, AF and PF
+                // are 0 as QEMU leaves them.
                 ulong f = i.Mnemonic == Mnemonic.Popcnt ? (src == 0 ? RFlags.ZF : 0)
                     : (r == 0 ? RFlags.ZF : 0) | (src == 0 ? RFlags.CF : 0);
-                SetEager(i.Mnemonic == Mnemonic.Popcnt ? f : f | (ArithFlags() & (RFlags.OF | RFlags.SF | RFlags.PF | RFlags.AF)));
+                if (i.Mnemonic == Mnemonic.Popcnt) SetEager(f); else SetEagerWithResult(f, r, size);
                 break;
             }
 
@@ -697,7 +703,7 @@ public sealed partial class X86Cpu
 
     /// <summary>Flags after MUL/IMUL as QEMU computes them: CF=OF=overflow, SF/ZF/PF from the low half, AF=0.</summary>
     private void MulFlags(int size, ulong lo, bool overflow)
-        => SetEager(SzpFlags(lo, size) | (overflow ? RFlags.CF | RFlags.OF : 0));
+        => SetEagerWithResult(SzpFlags(lo, size) | (overflow ? RFlags.CF | RFlags.OF : 0), lo, size);
 
     private void ExecImul(ref DecodedInstruction d)
     {
@@ -914,13 +920,16 @@ public sealed partial class X86Cpu
             case Mnemonic.Daa:
             case Mnemonic.Das:
             {
+                // SDM DAA/DAS; OF (undefined) is cleared as QEMU does.
                 bool cf = (f & RFlags.CF) != 0, af = (f & RFlags.AF) != 0;
                 byte old = al;
                 bool sub = i.Mnemonic == Mnemonic.Das;
                 ulong nf = 0;
                 if ((al & 0xF) > 9 || af)
                 {
+                    bool carry = sub ? al < 6 : al > 0xF9;
                     al = (byte)(sub ? al - 6 : al + 6);
+                    if (cf || carry) nf |= RFlags.CF;
                     nf |= RFlags.AF;
                 }
                 if (old > 0x99 || cf)
@@ -929,7 +938,7 @@ public sealed partial class X86Cpu
                     nf |= RFlags.CF;
                 }
                 WriteReg(Register.AL, al);
-                SetEager(nf | SzpFlags(al, 1) | (f & RFlags.OF));
+                SetEager(nf | SzpFlags(al, 1));
                 return;
             }
             case Mnemonic.Aaa:
@@ -955,7 +964,7 @@ public sealed partial class X86Cpu
                 byte ah = (byte)(al / imm);
                 al = (byte)(al % imm);
                 WriteReg(Register.AX, ((ulong)ah << 8) | al);
-                SetEager(SzpFlags(al, 1));
+                SetLogic(1, al);
                 return;
             }
             default:
@@ -963,7 +972,7 @@ public sealed partial class X86Cpu
                 byte ah = (byte)(R[0] >> 8);
                 al = (byte)(al + ah * i.Immediate8);
                 WriteReg(Register.AX, al);
-                SetEager(SzpFlags(al, 1));
+                SetLogic(1, al);
                 return;
             }
         }
@@ -1032,7 +1041,7 @@ public sealed partial class X86Cpu
                     r = (tmp << 1) & m;
                     ulong cf = (tmp & sign) != 0 ? RFlags.CF : 0;
                     ulong of = ((tmp ^ r) & sign) != 0 ? RFlags.OF : 0;
-                    SetEager(SzpFlags(r, size) | cf | of);
+                    SetEagerWithResult(SzpFlags(r, size) | cf | of, r, size);
                     return r;
                 }
                 case Mnemonic.Shr:
@@ -1041,7 +1050,7 @@ public sealed partial class X86Cpu
                     r = tmp >> 1;
                     ulong cf = (tmp & 1) != 0 ? RFlags.CF : 0;
                     ulong of = ((tmp ^ r) & sign) != 0 ? RFlags.OF : 0;
-                    SetEager(SzpFlags(r, size) | cf | of);
+                    SetEagerWithResult(SzpFlags(r, size) | cf | of, r, size);
                     return r;
                 }
                 case Mnemonic.Sar:
@@ -1051,7 +1060,7 @@ public sealed partial class X86Cpu
                     r = (ulong)(tmp >> 1) & m;
                     ulong cf = (tmp & 1) != 0 ? RFlags.CF : 0;
                     ulong of = (((ulong)tmp ^ r) & sign) != 0 ? RFlags.OF : 0;
-                    SetEager(SzpFlags(r, size) | cf | of);
+                    SetEagerWithResult(SzpFlags(r, size) | cf | of, r, size);
                     return r;
                 }
                 case Mnemonic.Rol:
@@ -1139,19 +1148,46 @@ public sealed partial class X86Cpu
                 r = (ulong)((t << 1) >> (top - bits)) & m;
                 ulong cf = (tmp & sign) != 0 ? RFlags.CF : 0;
                 ulong of = ((tmp ^ r) & sign) != 0 ? RFlags.OF : 0;
-                SetEager(SzpFlags(r, size) | cf | of);
+                SetEagerWithResult(SzpFlags(r, size) | cf | of, r, size);
             }
             else
             {
                 UInt128 t = wide >> (count - 1);
-                tmp = (ulong)t & m;
+                // QEMU shifts a 64-bit destination alone for the flags (zeros come in from above); 16- and 32-bit
+                // operands are shifted as the double-width value.
+                tmp = size == 8 ? a >> (count - 1) : (ulong)t & m;
                 r = (ulong)(t >> 1) & m;
                 ulong cf = (tmp & 1) != 0 ? RFlags.CF : 0;
-                ulong of = ((a ^ r) & sign) != 0 ? RFlags.OF : 0;
-                SetEager(SzpFlags(r, size) | cf | of);
+                ulong of = ((tmp ^ r) & sign) != 0 ? RFlags.OF : 0; // QEMU: MSB of the value shifted count-1 times, xor MSB of the result
+                SetEagerWithResult(SzpFlags(r, size) | cf | of, r, size);
             }
             return r;
         }
+    }
+
+    /// <summary>
+    /// Whether QEMU's translator would know, at the current instruction, which operation set the flags: the nearest
+    /// earlier flag-writing instruction of the same block (DIV/IDIV leave QEMU's state alone and are skipped) exists
+    /// and is not a shift or rotate by CL, whose flag update QEMU decides at run time.
+    /// </summary>
+    private bool QemuKnowsFlagSource()
+    {
+        var b = _curBlock;
+        if (b is null) return false;
+        var insns = b.Insns;
+        int k = insns.Length - 1;
+        while (k >= 0 && insns[k].I.IP != _curIp) k--;
+        for (k--; k >= 0; k--)
+        {
+            ref var p = ref insns[k].I;
+            if (p.RflagsModified == RflagsBits.None) continue;
+            if (p.Mnemonic is Mnemonic.Div or Mnemonic.Idiv) continue;
+            bool variableShift = p.Mnemonic is Mnemonic.Shl or Mnemonic.Sal or Mnemonic.Shr or Mnemonic.Sar or Mnemonic.Rol
+                or Mnemonic.Ror or Mnemonic.Rcl or Mnemonic.Rcr or Mnemonic.Shld or Mnemonic.Shrd
+                && p.GetOpKind(p.OpCount - 1) == OpKind.Register;
+            return !variableShift;
+        }
+        return false;
     }
 
     private void ExecBitTest(ref DecodedInstruction d)
@@ -1194,6 +1230,16 @@ public sealed partial class X86Cpu
             };
             if (mem) WriteSeg(seg, ea, size, nv); else WriteReg(i.Op0Register, nv);
         }
-        SetEager((ArithFlags() & ~RFlags.CF) | (set ? RFlags.CF : 0));
+        // CF is the bit and ZF is unchanged (SDM); OF, SF, AF and PF are undefined. When QEMU's translator knows the
+        // previous flag-setting operation (earlier in the same block, not a shift by CL), it keeps that operation's
+        // result and width and evaluates the flags as a SAR of that width with the tested value shifted down;
+        // otherwise (POPF, rotates, a flag source in an earlier block) it keeps them. The model does the same.
+        if (QemuKnowsFlagSource() && LazyResult(out ulong dst, out int w))
+        {
+            ulong src = v >> bit;
+            ulong f = SzpFlags(dst, w) | ((src & 1) != 0 ? RFlags.CF : 0) | ((((src ^ dst) >> (w * 8 - 1)) & 1) != 0 ? RFlags.OF : 0);
+            SetEagerWithResult(f, dst, w);
+        }
+        else SetEager((ArithFlags() & ~RFlags.CF) | (set ? RFlags.CF : 0));
     }
 }

@@ -78,6 +78,9 @@ public sealed partial class X86Cpu
     private int _ccSize = 4;
     private ulong _ccDst, _ccSrc1, _ccSrc2, _ccEager;
     private bool _ccCarry;
+    private bool _eagerHasResult;
+    private ulong _eagerDst;
+    private int _eagerSize = 4;
 
     private static byte[] BuildParity()
     {
@@ -102,13 +105,14 @@ public sealed partial class X86Cpu
     };
 
     /// <summary>The lazy arithmetic-flag state, saved so that a faulting write can leave the flags as they were.</summary>
-    private readonly record struct CcState(CcOp Op, int Size, ulong Dst, ulong Src1, ulong Src2, ulong Eager, bool Carry);
+    private readonly record struct CcState(CcOp Op, int Size, ulong Dst, ulong Src1, ulong Src2, ulong Eager, bool Carry, bool HasResult, ulong EagerDst, int EagerSize);
 
-    private CcState SaveCc() => new(_ccOp, _ccSize, _ccDst, _ccSrc1, _ccSrc2, _ccEager, _ccCarry);
+    private CcState SaveCc() => new(_ccOp, _ccSize, _ccDst, _ccSrc1, _ccSrc2, _ccEager, _ccCarry, _eagerHasResult, _eagerDst, _eagerSize);
 
     private void RestoreCc(in CcState s)
     {
         _ccOp = s.Op; _ccSize = s.Size; _ccDst = s.Dst; _ccSrc1 = s.Src1; _ccSrc2 = s.Src2; _ccEager = s.Eager; _ccCarry = s.Carry;
+        _eagerHasResult = s.HasResult; _eagerDst = s.EagerDst; _eagerSize = s.EagerSize;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -135,6 +139,36 @@ public sealed partial class X86Cpu
     {
         _ccOp = CcOp.Eager;
         _ccEager = arith & RFlags.Arith;
+        _eagerHasResult = false;
+    }
+
+    /// <summary>
+    /// Sets the flags eagerly and remembers the result they came from (multiplies, shifts, bit counts), as QEMU's
+    /// lazy-flags state does: BT* then derives its undefined flags from that result (see <see cref="LazyResult"/>).
+    /// </summary>
+    private void SetEagerWithResult(ulong arith, ulong dst, int size)
+    {
+        SetEager(arith);
+        _eagerHasResult = true;
+        _eagerDst = dst;
+        _eagerSize = size;
+    }
+
+    /// <summary>
+    /// Whether the last flag-setting operation was one QEMU keeps as "result of a given width" (add, adc, sub, sbb,
+    /// logic, inc, dec, mul, shl, sar, bit counts), and that result and width.
+    /// </summary>
+    private bool LazyResult(out ulong dst, out int size)
+    {
+        if (_ccOp != CcOp.Eager)
+        {
+            dst = _ccDst;
+            size = _ccSize;
+            return true;
+        }
+        dst = _eagerDst;
+        size = _eagerSize;
+        return _eagerHasResult;
     }
 
     private static ulong SzpFlags(ulong dst, int size)

@@ -7,6 +7,7 @@ namespace HwMemModel.Cpu;
 public sealed partial class X86Cpu
 {
     private ulong _curIp;
+    private DecodedBlock? _curBlock;
     private Formatter? _formatter;
 
     /// <summary>
@@ -160,6 +161,7 @@ public sealed partial class X86Cpu
 
     private void ExecuteBlock(DecodedBlock b, long limit)
     {
+        _curBlock = b;
         var insns = b.Insns;
         _blockBroken = false;
         int n = insns.Length;
@@ -194,6 +196,7 @@ public sealed partial class X86Cpu
 
     private void ExecuteOneTraced(DecodedBlock b)
     {
+        _curBlock = b;
         ref var d = ref b.Insns[0];
         _curIp = _rip;
         _rip = d.I.NextIP & IpMask;

@@ -23,20 +23,44 @@ internal static class BiosRom
     public const uint Pml4 = 0x1000;
     public const uint StackTop = 0x8_0000;
 
+    /// <summary>Offset in segment F000 of the optional real-mode body (linear <see cref="RealModeLoad"/>).</summary>
+    public const ushort RealModeOffset = 0xC000;
+
+    /// <summary>Where the real-mode body is stored: the start of the extra-section area, 0xFC000.</summary>
+    public const ulong RealModeLoad = ExtraStart;
+
+    /// <summary>SP (with SS = 0) while the real-mode body runs.</summary>
+    public const ushort RealModeStackTop = 0x7000;
+
     /// <summary>
     /// Builds a BIOS image. <paramref name="body32"/> runs in 32-bit protected mode with flat segments, a stack
     /// and COM1 programmed, before the switch to long mode; <paramref name="body64"/> runs in long mode with the
     /// first GiB identity-mapped and must end with <see cref="Asm.Exit"/>.
     /// </summary>
-    public static byte[] Build(Action<Asm>? body32, Action<Asm> body64, params SectionSpec[] extra)
+    public static byte[] Build(Action<Asm>? body32, Action<Asm> body64, params SectionSpec[] extra) =>
+        Build(null, body32, body64, extra);
+
+    /// <summary>
+    /// Like <see cref="Build(Action{Asm}?, Action{Asm}, SectionSpec[])"/>, and when <paramref name="body16"/> is
+    /// given, the reset code first sets SS:SP = 0:<see cref="RealModeStackTop"/> and far-calls F000:<see
+    /// cref="RealModeOffset"/>, where <paramref name="body16"/> is assembled (16-bit, real mode, stored at
+    /// <see cref="RealModeLoad"/>; its label addresses are offsets in segment F000). It must end with RETF and
+    /// may use RAM freely apart from 0x500 and its stack.
+    /// </summary>
+    public static byte[] Build(Action<Asm>? body16, Action<Asm>? body32, Action<Asm> body64, params SectionSpec[] extra)
     {
         var sections = new List<SectionSpec>
         {
             new("code64", 64, Code64, asm => Emit64(asm, body64)),
             new("code32", 32, Code32, asm => Emit32(asm, body32)),
-            new("code16", 16, Code16, Emit16),
+            new("code16", 16, Code16, asm => Emit16(asm, body16 is not null)),
             new("reset", 16, ResetVector, EmitReset),
         };
+        if (body16 is not null)
+        {
+            sections.Add(new("real16", 16, RealModeOffset, body16, RealModeLoad));
+        }
+
         sections.AddRange(extra);
         var link = Linker.Link([.. sections]);
         var rom = new byte[Platform.BiosSize];
@@ -51,7 +75,7 @@ internal static class BiosRom
         asm.A.db(new byte[11]);
     }
 
-    private static void Emit16(Asm asm)
+    private static void Emit16(Asm asm, bool realModeBody)
     {
         var a = asm.A;
         var gdt = asm.NewLabel("gdt");
@@ -61,6 +85,16 @@ internal static class BiosRom
         a.xor(ax, ax);
         a.mov(ds, ax);
         a.mov(__dword_ptr[(ulong)ResetEdx], edx);
+        if (realModeBody)
+        {
+            a.mov(ss, ax);
+            a.mov(sp, RealModeStackTop);
+            a.call((ushort)(Platform.BiosAlias >> 4), RealModeOffset);
+            a.cli();
+            a.cld();
+            a.xor(ax, ax);
+            a.mov(ds, ax);
+        }
 
         // o32 lgdt cs:[gdtr]: the 32-bit operand size loads all 32 bits of the base.
         var lgdt = Iced.Intel.Instruction.Create(
