@@ -1001,28 +1001,18 @@ public sealed partial class X86Cpu
         else ShiftMemory(ref d, mn, size, count, value, rmSeg, rmEa);
     }
 
-    // Kept apart so that the closure is allocated only for memory operands.
+    // A memory destination: the flags change only if the write succeeds.
     private void ShiftMemory(ref DecodedInstruction d, Mnemonic mn, int size, int count, ulong value, int seg, ulong ea)
-        => WriteFlagsAfter(ref d, size, seg, ea, () => Shift(mn, size, count, value));
-
-    /// <summary>
-    /// Computes a result that also sets the flags, writes it to operand 0, and leaves the flags as they were when the
-    /// write faults (a fault leaves the architectural state unchanged).
-    /// </summary>
-    private void WriteFlagsAfter(ref DecodedInstruction d, int size, int seg, ulong ea, Func<ulong> compute)
     {
-        if (seg < 0)
-        {
-            WriteReg(d.I.Op0Register, compute());
-            return;
-        }
+        _ = d;
         var before = SaveCc();
-        ulong r = compute();
+        ulong r = Shift(mn, size, count, value);
         var after = SaveCc();
         RestoreCc(before);
         WriteSeg(seg, ea, size, r);
         RestoreCc(after);
     }
+
 
     /// <summary>The result of SHL/SAL/SHR/SAR/ROL/ROR/RCL/RCR by a non-zero masked count, setting the flags as QEMU does.</summary>
     private ulong Shift(Mnemonic mn, int size, int count, ulong a)
@@ -1126,7 +1116,13 @@ public sealed partial class X86Cpu
 
     private void DoubleShiftMemory(ref DecodedInstruction d, bool left, int size, int count, ulong value, ulong src, int seg, ulong ea)
     {
-        WriteFlagsAfter(ref d, size, seg, ea, () => DoubleShift(left, size, count, value, src));
+        _ = d;
+        var before = SaveCc();
+        ulong r = DoubleShift(left, size, count, value, src);
+        var after = SaveCc();
+        RestoreCc(before);
+        WriteSeg(seg, ea, size, r);
+        RestoreCc(after);
     }
 
     private ulong DoubleShift(bool left, int size, int count, ulong a, ulong src)

@@ -20,7 +20,7 @@ internal enum FastKind : byte
     PushR, PopR,
     CallRel, Ret,
     Nop,
-    ShiftRI, ImulRRI, ImulRR,
+    ShiftRI, ImulRRI, ImulRR, ShiftMI,
 }
 
 internal struct FastOp
@@ -195,6 +195,14 @@ public sealed partial class X86Cpu
             case Mnemonic.Rol:
             case Mnemonic.Ror:
             {
+                if (i.Op0Kind == OpKind.Memory && IsImmediate(i.Op1Kind))
+                {
+                    f.Size = (byte)i.MemorySize.GetSize();
+                    f.Imm = i.GetImmediate(1) & (f.Size == 8 ? 0x3FUL : 0x1FUL);
+                    f.Alu = m switch { Mnemonic.Shr => 1, Mnemonic.Sar => 2, Mnemonic.Rol => 3, Mnemonic.Ror => 4, _ => 0 };
+                    f.Kind = FastKind.ShiftMI;
+                    return;
+                }
                 if (i.Op0Kind != OpKind.Register || !IsImmediate(i.Op1Kind)) return;
                 int dst = Gpr64(i.Op0Register, out int size);
                 if (dst < 0) return;
@@ -243,16 +251,30 @@ public sealed partial class X86Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong FastRead(ulong lin, int size)
     {
-        var r = _mmu.Read(lin, size, Context.Cpl == 3 ? Privilege.User : Privilege.Supervisor, out ulong v);
-        if (!r.Ok) v = AccessFailed(r, lin, size, AccessKind.Read, false);
-        return v;
+        var priv = Context.Cpl == 3 ? Privilege.User : Privilege.Supervisor;
+        return _mmu.TryReadFast(lin, size, priv, out ulong v) ? v : SlowRead(lin, size, priv, false);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void FastWrite(ulong lin, int size, ulong v)
     {
-        var r = _mmu.Write(lin, size, v, Context.Cpl == 3 ? Privilege.User : Privilege.Supervisor);
-        if (!r.Ok) AccessFailed(r, lin, size, AccessKind.Write, false);
+        var priv = Context.Cpl == 3 ? Privilege.User : Privilege.Supervisor;
+        if (!_mmu.TryWriteFast(lin, size, v, priv)) SlowWrite(lin, size, v, priv, false);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong SlowRead(ulong lin, int size, Privilege priv, bool stack)
+    {
+        var r = _mmu.Read(lin, size, priv, out ulong v);
+        if (!r.Ok) v = AccessFailed(r, lin, size, AccessKind.Read, stack);
+        return v;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void SlowWrite(ulong lin, int size, ulong v, Privilege priv, bool stack)
+    {
+        var r = _mmu.Write(lin, size, v, priv);
+        if (!r.Ok) AccessFailed(r, lin, size, AccessKind.Write, stack);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -360,6 +382,12 @@ public sealed partial class X86Cpu
                 return true;
             case FastKind.Nop:
                 return true;
+            case FastKind.MovRM:
+                SetGpr(f.Dst, size, FastRead(FastEa(ref f), size));
+                return true;
+            case FastKind.MovMR:
+                FastWrite(FastEa(ref f), size, G(f.Src));
+                return true;
             default:
                 return ExecuteFastMore(ref d);
         }
@@ -373,12 +401,6 @@ public sealed partial class X86Cpu
         int size = f.Size;
         switch (f.Kind)
         {
-            case FastKind.MovRM:
-                SetGpr(f.Dst, size, FastRead(FastEa(ref f), size));
-                return true;
-            case FastKind.MovMR:
-                FastWrite(FastEa(ref f), size, G(f.Src));
-                return true;
             case FastKind.MovMI:
                 FastWrite(FastEa(ref f), size, f.Imm);
                 return true;
@@ -432,6 +454,21 @@ public sealed partial class X86Cpu
                 _rip = target;
                 return true;
             }
+            case FastKind.ShiftMI:
+            {
+                ulong ea = FastEa(ref f);
+                ulong a = FastRead(ea, size);
+                if (f.Imm == 0)
+                {
+                    FastWrite(ea, size, a); // nothing changes, but the write is still checked
+                    return true;
+                }
+                var mn = f.Alu switch { 1 => Mnemonic.Shr, 2 => Mnemonic.Sar, 3 => Mnemonic.Rol, 4 => Mnemonic.Ror, _ => Mnemonic.Shl };
+                var before = SaveCc();
+                ulong r = Shift(mn, size, (int)f.Imm, a);
+                WriteOrRestoreFlags(ea, size, r, in before);
+                return true;
+            }
             case FastKind.ShiftRI:
             {
                 int count = (int)f.Imm;
@@ -459,16 +496,31 @@ public sealed partial class X86Cpu
         return false;
     }
 
-    private ulong FastReadStack(ulong rsp)
+    /// <summary>Writes a result whose flags are already set; if the write faults, the flags go back to <paramref name="before"/>.</summary>
+    private void WriteOrRestoreFlags(ulong ea, int size, ulong value, in CcState before)
     {
-        var r = _mmu.Read(rsp, 8, Context.Cpl == 3 ? Privilege.User : Privilege.Supervisor, out ulong v);
-        if (!r.Ok) v = AccessFailed(r, rsp, 8, AccessKind.Read, true);
-        return v;
+        try
+        {
+            FastWrite(ea, size, value);
+        }
+        catch (GuestFaultException)
+        {
+            RestoreCc(before);
+            throw;
+        }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong FastReadStack(ulong rsp)
+    {
+        var priv = Context.Cpl == 3 ? Privilege.User : Privilege.Supervisor;
+        return _mmu.TryReadFast(rsp, 8, priv, out ulong v) ? v : SlowRead(rsp, 8, priv, true);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void FastWriteStack(ulong rsp, ulong v)
     {
-        var r = _mmu.Write(rsp, 8, v, Context.Cpl == 3 ? Privilege.User : Privilege.Supervisor);
-        if (!r.Ok) AccessFailed(r, rsp, 8, AccessKind.Write, true);
+        var priv = Context.Cpl == 3 ? Privilege.User : Privilege.Supervisor;
+        if (!_mmu.TryWriteFast(rsp, 8, v, priv)) SlowWrite(rsp, 8, v, priv, true);
     }
 }

@@ -15,6 +15,7 @@ public sealed partial class X86Cpu
     internal ulong ReadLinear(ulong lin, int size, Privilege priv, AccessKind kind = AccessKind.Read, bool stack = false)
     {
         if (_bitness != 64) lin &= 0xFFFF_FFFF;
+        if (kind == AccessKind.Read && Trace is null && _mmu.TryReadFast(lin, size, priv, out ulong fast)) return fast;
         var r = _mmu.Read(lin, size, priv, out ulong v, kind);
         if (!r.Ok) v = AccessFailed(r, lin, size, kind, stack);
         if (Trace is not null) TraceAccess("read ", lin, size, v, kind, priv);
@@ -25,6 +26,7 @@ public sealed partial class X86Cpu
     internal void WriteLinear(ulong lin, int size, ulong value, Privilege priv, bool stack = false)
     {
         if (_bitness != 64) lin &= 0xFFFF_FFFF;
+        if (Trace is null && _mmu.TryWriteFast(lin, size, value, priv)) return;
         var r = _mmu.Write(lin, size, value, priv);
         if (!r.Ok) AccessFailed(r, lin, size, AccessKind.Write, stack);
         if (Trace is not null) TraceAccess("write", lin, size, value, AccessKind.Write, priv);

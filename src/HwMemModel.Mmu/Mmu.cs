@@ -73,6 +73,12 @@ public sealed partial class Mmu
     private bool _fastPath;
     private int _acIndex;
     private readonly TlbArray? _itlb4K, _dtlb4K, _itlb2M, _dtlb2M;
+    // The last 4 KiB page served by a 2 MiB L1 entry, for data (0) and fetches (1): while no TLB entry has been
+    // inserted or dropped since (the epoch), the 4 KiB array cannot hold that page, so the same 2 MiB entry answers.
+    private readonly TlbEpoch _epoch = new();
+    private readonly ulong[] _memoVpn = [ulong.MaxValue, ulong.MaxValue];
+    private readonly int[] _memoIndex = new int[2];
+    private readonly int[] _memoEpoch = new int[2];
 
     // Cached control state, refreshed by OnControlStateChanged / OnCr3Load.
     private bool _paging, _longMode, _la57, _nxe, _smep, _pke, _wp, _pge;
@@ -95,6 +101,8 @@ public sealed partial class Mmu
         _dtlb4K = _dtlb.Array4K;
         _itlb2M = _itlb.Array2M;
         _dtlb2M = _dtlb.Array2M;
+        foreach (var level in new[] { _itlb, _dtlb, _stlb })
+            foreach (var a in level.Arrays) a.Epoch = _epoch;
         Counters.FastTranslations = () => (_itlb4K?.Counters.FastHits4K ?? 0) + (_dtlb4K?.Counters.FastHits4K ?? 0)
             + (_itlb2M?.Counters.FastHits2M ?? 0) + (_dtlb2M?.Counters.FastHits2M ?? 0);
         if (geometry.PagingStructureCaches)
@@ -168,6 +176,9 @@ public sealed partial class Mmu
     {
         if (_fastPath && (ulong)((long)(va << _unusedBits) >> _unusedBits) == va)
         {
+            int m = kind == AccessKind.Execute ? 1 : 0;
+            if (_memoVpn[m] == ((va & _linearMask) >> 12) && _memoEpoch[m] == _epoch.Value)
+                return ref MemoHit(m, kind, privilege);
             var a = kind == AccessKind.Execute ? _itlb4K : _dtlb4K;
             if (a is not null)
             {
@@ -190,9 +201,26 @@ public sealed partial class Mmu
 
     private ref TlbEntry FastHit2M(TlbArray b, ulong va, AccessKind kind, Privilege privilege)
     {
-        ref var e = ref b.FindFast2M((va & _linearMask) >> 21, _pcid);
+        ref var e = ref b.FindFast2M((va & _linearMask) >> 21, _pcid, out int index);
         if (!Unsafe.IsNullRef(ref e)
             && ((Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_allowed), (((int)kind * 3 + (int)privilege) << 1) | _acIndex) >> e.Rights) & 1) != 0)
+        {
+            b.Counters.FastHits2M++;
+            int m = kind == AccessKind.Execute ? 1 : 0;
+            _memoVpn[m] = (va & _linearMask) >> 12;
+            _memoIndex[m] = index;
+            _memoEpoch[m] = _epoch.Value;
+            return ref e;
+        }
+        return ref Unsafe.NullRef<TlbEntry>();
+    }
+
+    /// <summary>The remembered 2 MiB entry answers again (same 4 KiB page, no TLB change since): same checks, counters and LRU update as a lookup.</summary>
+    private ref TlbEntry MemoHit(int m, AccessKind kind, Privilege privilege)
+    {
+        var b = m == 1 ? _itlb2M! : _dtlb2M!;
+        ref var e = ref b.Touch(_memoIndex[m]);
+        if (((Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_allowed), (((int)kind * 3 + (int)privilege) << 1) | _acIndex) >> e.Rights) & 1) != 0)
         {
             b.Counters.FastHits2M++;
             return ref e;
@@ -503,6 +531,7 @@ public sealed partial class Mmu
 
     internal void OnControlStateChanged()
     {
+        _epoch.Value++;
         ulong cr0 = _ctx.Cr0Value, cr4 = _ctx.Cr4Value, efer = _ctx.EferValue;
         _paging = (cr0 & Cr0.PG) != 0;
         _longMode = (efer & Efer.LMA) != 0;
@@ -546,6 +575,7 @@ public sealed partial class Mmu
 
     internal void OnCr3Load(bool noFlush)
     {
+        _epoch.Value++;
         _pcid = _ctx.CurrentPcid;
         if (noFlush) { Counters.FlushesByKind[(int)FlushKind.Cr3LoadNoFlush]++; return; }
         Counters.FlushesByKind[(int)FlushKind.Cr3Load]++;

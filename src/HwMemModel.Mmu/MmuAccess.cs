@@ -8,6 +8,95 @@ namespace HwMemModel.Mmu;
 
 public sealed partial class Mmu
 {
+    /// <summary>
+    /// The CPU's fast read: a TLB hit whose rights allow the access outright on a page with cached host memory. Gives
+    /// exactly what <see cref="Read(ulong, int, Privilege, out ulong, AccessKind)"/> gives (counted the same), or
+    /// false when that full path must run instead (nothing is counted then).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryReadFast(ulong va, int size, Privilege privilege, out ulong value)
+    {
+        if ((va & 0xFFF) + (ulong)size <= 0x1000)
+        {
+            ref var e = ref FastHit(va, AccessKind.Read, privilege);
+            if (!Unsafe.IsNullRef(ref e))
+            {
+                var host = e.Host;
+                if (host is not null && e.HostGeneration == _bus.LayoutGeneration)
+                {
+                    _bus.CountFastRead(RequesterKind.Cpu);
+                    ref byte p = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(host), e.HostIndex + (int)(va & 0xFFF));
+                    value = size switch
+                    {
+                        8 => Unsafe.ReadUnaligned<ulong>(ref p),
+                        4 => Unsafe.ReadUnaligned<uint>(ref p),
+                        2 => Unsafe.ReadUnaligned<ushort>(ref p),
+                        _ => p,
+                    };
+                    return true;
+                }
+                // The lookup was counted: finish this access on the full bus path for this entry.
+                var r = e.Size != PageSize.Size4K ? ReadLarge(e.PaBase | FastOffset(in e, va), size, out value)
+                    : ReadAndResolveHost(ref e, e.PaBase | (va & 0xFFF), size, out value);
+                return r.BusStatus == BusStatus.Ok || ReadFailed(out value);
+            }
+        }
+        value = 0;
+        return false;
+    }
+
+    /// <summary>The CPU's fast write: the write counterpart of <see cref="TryReadFast"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryWriteFast(ulong va, int size, ulong value, Privilege privilege)
+    {
+        if ((va & 0xFFF) + (ulong)size <= 0x1000)
+        {
+            ref var e = ref FastHit(va, AccessKind.Write, privilege);
+            if (!Unsafe.IsNullRef(ref e))
+            {
+                var host = e.WriteHost;
+                if (host is not null && e.WriteHostGeneration == _bus.WriteGeneration)
+                {
+                    _bus.CountFastWrite(RequesterKind.Cpu);
+                    ref byte p = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(host), (int)(va & 0xFFF));
+                    switch (size)
+                    {
+                        case 8: Unsafe.WriteUnaligned(ref p, value); break;
+                        case 4: Unsafe.WriteUnaligned(ref p, (uint)value); break;
+                        case 2: Unsafe.WriteUnaligned(ref p, (ushort)value); break;
+                        default: p = (byte)value; break;
+                    }
+                    return true;
+                }
+                WriteAfterHit(ref e, va, size, value); // a device that refuses the write drops it (counted by the bus)
+                return true;
+            }
+        }
+        return false;
+    }
+
+    // After a counted fast-path lookup the access is finished here even if a device refuses it (the bus counts the
+    // error): a refused read gives all ones, as on a PCI master abort.
+    private static bool ReadFailed(out ulong value)
+    {
+        value = ulong.MaxValue;
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private AccessResult WriteAfterHit(ref TlbEntry e, ulong va, int size, ulong value)
+    {
+        ulong pa = e.PaBase | FastOffset(in e, va);
+        if (e.Size != PageSize.Size4K) return WriteLarge(pa, size, value);
+        var status = _bus.Write(pa, size, value, _attrs);
+        if (_bus.TryGetWritablePage(pa, out byte[] page))
+        {
+            e.WriteHost = page;
+            e.WriteHostGeneration = _bus.WriteGeneration;
+        }
+        return new AccessResult(default, status);
+    }
+
     /// <summary>Reads 1, 2, 4 or 8 bytes at <paramref name="va"/> with the current CPL's privilege.</summary>
     public AccessResult Read(ulong va, int size, out ulong value) => Read(va, size, _ctx.CurrentPrivilege, out value);
 
@@ -38,7 +127,7 @@ public sealed partial class Mmu
                     };
                     return default;
                 }
-                if (e.Size != PageSize.Size4K) return new AccessResult(default, _bus.Read(e.PaBase | FastOffset(in e, va), size, out value, _attrs));
+                if (e.Size != PageSize.Size4K) return ReadLarge(e.PaBase | FastOffset(in e, va), size, out value);
                 return ReadAndResolveHost(ref e, e.PaBase | (va & 0xFFF), size, out value);
             }
             var f = Translate(va, kind, privilege, out var t);
@@ -58,6 +147,74 @@ public sealed partial class Mmu
             e.HostGeneration = _bus.LayoutGeneration;
         }
         return new AccessResult(default, _bus.Read(pa, size, out value, _attrs));
+    }
+
+    // Host pages for accesses through 2 MiB and 1 GiB TLB entries (one entry covers many host pages, so they cannot
+    // live in the entry): a small direct-mapped cache keyed by physical page, checked against the bus generations.
+    private const int LargeHostSlots = 8;
+    private readonly ulong[] _largeReadPage = [ulong.MaxValue, ulong.MaxValue, ulong.MaxValue, ulong.MaxValue, ulong.MaxValue, ulong.MaxValue, ulong.MaxValue, ulong.MaxValue];
+    private readonly byte[]?[] _largeReadHost = new byte[]?[LargeHostSlots];
+    private readonly int[] _largeReadIndex = new int[LargeHostSlots];
+    private readonly int[] _largeReadGen = new int[LargeHostSlots];
+    private readonly ulong[] _largeWritePage = [ulong.MaxValue, ulong.MaxValue, ulong.MaxValue, ulong.MaxValue, ulong.MaxValue, ulong.MaxValue, ulong.MaxValue, ulong.MaxValue];
+    private readonly byte[]?[] _largeWriteHost = new byte[]?[LargeHostSlots];
+    private readonly int[] _largeWriteGen = new int[LargeHostSlots];
+
+    private AccessResult ReadLarge(ulong pa, int size, out ulong value)
+    {
+        ulong page = pa >> 12;
+        int slot = (int)(page & (LargeHostSlots - 1));
+        var host = _largeReadHost[slot];
+        if (_largeReadPage[slot] == page && host is not null && _largeReadGen[slot] == _bus.LayoutGeneration)
+        {
+            _bus.CountFastRead(RequesterKind.Cpu);
+            ref byte p = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(host), _largeReadIndex[slot] + (int)(pa & 0xFFF));
+            value = size switch
+            {
+                8 => Unsafe.ReadUnaligned<ulong>(ref p),
+                4 => Unsafe.ReadUnaligned<uint>(ref p),
+                2 => Unsafe.ReadUnaligned<ushort>(ref p),
+                _ => p,
+            };
+            return default;
+        }
+        var status = _bus.Read(pa, size, out value, _attrs);
+        if (_bus.TryGetReadablePage(pa, out byte[] array, out int index))
+        {
+            _largeReadPage[slot] = page;
+            _largeReadHost[slot] = array;
+            _largeReadIndex[slot] = index;
+            _largeReadGen[slot] = _bus.LayoutGeneration;
+        }
+        return new AccessResult(default, status);
+    }
+
+    private AccessResult WriteLarge(ulong pa, int size, ulong value)
+    {
+        ulong page = pa >> 12;
+        int slot = (int)(page & (LargeHostSlots - 1));
+        var host = _largeWriteHost[slot];
+        if (_largeWritePage[slot] == page && host is not null && _largeWriteGen[slot] == _bus.WriteGeneration)
+        {
+            _bus.CountFastWrite(RequesterKind.Cpu);
+            ref byte p = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(host), (int)(pa & 0xFFF));
+            switch (size)
+            {
+                case 8: Unsafe.WriteUnaligned(ref p, value); break;
+                case 4: Unsafe.WriteUnaligned(ref p, (uint)value); break;
+                case 2: Unsafe.WriteUnaligned(ref p, (ushort)value); break;
+                default: p = (byte)value; break;
+            }
+            return default;
+        }
+        var status = _bus.Write(pa, size, value, _attrs);
+        if (_bus.TryGetWritablePage(pa, out byte[] array))
+        {
+            _largeWritePage[slot] = page;
+            _largeWriteHost[slot] = array;
+            _largeWriteGen[slot] = _bus.WriteGeneration;
+        }
+        return new AccessResult(default, status);
     }
 
     // A valid size (1, 2, 4, 8) within one page.
@@ -103,6 +260,7 @@ public sealed partial class Mmu
                     return default;
                 }
                 ulong pa = e.PaBase | FastOffset(in e, va);
+                if (e.Size != PageSize.Size4K) return WriteLarge(pa, size, value);
                 var status = _bus.Write(pa, size, value, _attrs);
                 if (e.Size == PageSize.Size4K && _bus.TryGetWritablePage(pa, out byte[] page))
                 {

@@ -53,6 +53,12 @@ public sealed class TlbArrayCounters
     public long Invalidations { get; internal set; }
 }
 
+/// <summary>A counter shared by the TLB arrays of one MMU: any insert or drop changes it, so a remembered lookup result is valid while it stays the same.</summary>
+internal sealed class TlbEpoch
+{
+    public int Value;
+}
+
 /// <summary>A set-associative array of TLB entries with LRU replacement.</summary>
 public sealed class TlbArray
 {
@@ -152,6 +158,41 @@ public sealed class TlbArray
         return ref Unsafe.NullRef<TlbEntry>();
     }
 
+    /// <summary>Changes whenever any entry of any array sharing it is inserted or dropped (see <see cref="TlbEpoch"/>).</summary>
+    internal TlbEpoch Epoch { get; set; } = new();
+
+    /// <summary>Lookup of an unfractured 2 MiB page number that also returns the way's index.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ref TlbEntry FindFast2M(ulong vpn, ushort pcid, out int index)
+    {
+        int start = (int)(vpn & (ulong)_setMask) * _ways;
+        ulong key = (vpn << 15) | ((ulong)PageSize.Size2M << 13);
+        ref ulong tag = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_tags), start);
+        for (int w = 0; w < _ways; w++)
+        {
+            ulong t = Unsafe.Add(ref tag, w);
+            if ((t & TagKeyMask) == key && ((t & 0xFFF) == pcid || (t & TagGlobal) != 0))
+            {
+                ref var e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries), start + w);
+                if ((e.Rights & TlbEntry.Fractured) != 0) break;
+                e.Lru = ++_clock;
+                index = start + w;
+                return ref e;
+            }
+        }
+        index = -1;
+        return ref Unsafe.NullRef<TlbEntry>();
+    }
+
+    /// <summary>The entry at <paramref name="index"/>, marked as just used (no bounds check; the index came from a lookup).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ref TlbEntry Touch(int index)
+    {
+        ref var e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries), index);
+        e.Lru = ++_clock;
+        return ref e;
+    }
+
     private static ulong TagOf(in TlbEntry e)
         => (e.Vpn << 15) | ((ulong)e.Size << 13) | (e.Global ? TagGlobal : 0) | e.Pcid;
 
@@ -178,6 +219,7 @@ public sealed class TlbArray
             if (v.OrigSize != v.Size) _fractured--;
         }
         v = entry;
+        Epoch.Value++;
         v.Lru = ++_clock;
         if (v.OrigSize != v.Size) v.Rights |= TlbEntry.Fractured; else v.Rights &= unchecked((byte)~TlbEntry.Fractured);
         _tags[victim] = TagOf(v);
@@ -227,6 +269,7 @@ public sealed class TlbArray
         if (e.OrigSize != e.Size) _fractured--;
         e.Vpn = TlbEntry.InvalidVpn;
         _tags[i] = InvalidTag;
+        Epoch.Value++;
         Counters.Invalidations++;
     }
 

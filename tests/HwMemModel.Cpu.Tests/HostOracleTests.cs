@@ -392,4 +392,30 @@ public unsafe class HostOracleTests
             if (size == 4) a.imul(eax, ecx, imm); else a.imul(rax, rcx, imm);
         }, _ => OF | CF, cases: 80);
     }
+
+    [Test]
+    public void MemoryShiftsByImmediateMatchTheHost([Values("shl", "shr", "sar", "rol", "ror")] string op, [Values(1, 2, 4, 8)] int size, [Values(0, 1, 3, 7)] int count)
+    {
+        Compare($"{op}m{size}i{count}", a =>
+        {
+            dynamic m = size switch { 1 => __byte_ptr[rdi], 2 => __word_ptr[rdi], 4 => __dword_ptr[rdi], _ => (object)__qword_ptr[rdi] };
+            switch (op)
+            {
+                case "shl": a.shl(m, (byte)count); break;
+                case "shr": a.shr(m, (byte)count); break;
+                case "sar": a.sar(m, (byte)count); break;
+                case "rol": a.rol(m, (byte)count); break;
+                default: a.ror(m, (byte)count); break;
+            }
+            a.mov(rax, __qword_ptr[rdi]);
+        }, _ =>
+        {
+            if (count == 0) return All;
+            bool rotate = op is "rol" or "ror";
+            ulong mask = rotate ? CF | SF | ZF | PF | AF : SF | ZF | PF | CF;
+            if (rotate && size == 1 && count % 8 == 0) mask = SF | ZF | PF | AF;
+            if (count == 1) mask |= OF;
+            return mask;
+        }, cases: 40);
+    }
 }
