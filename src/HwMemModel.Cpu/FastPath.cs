@@ -21,6 +21,8 @@ internal enum FastKind : byte
     CallRel, Ret,
     Nop,
     ShiftRI, ImulRRI, ImulRR, ShiftMI,
+    AddRR, SubRR, CmpRR, AndRR, OrRR, XorRR,
+    AddRI, SubRI, CmpRI, AndRI, OrRI, XorRI,
 }
 
 internal struct FastOp
@@ -102,7 +104,7 @@ public sealed partial class X86Cpu
                         int src = Gpr64(i.Op1Register, out int s1);
                         if (src < 0 || s1 != size) return;
                         f.Src = (byte)src;
-                        f.Kind = mov ? FastKind.MovRR : test ? FastKind.TestRR : FastKind.AluRR;
+                        f.Kind = mov ? FastKind.MovRR : test ? FastKind.TestRR : Specialise(alu, FastKind.AluRR);
                     }
                     else if (k1 == OpKind.Memory)
                     {
@@ -112,7 +114,7 @@ public sealed partial class X86Cpu
                     else if (IsImmediate(k1))
                     {
                         f.Imm = i.GetImmediate(1) & Mask(size);
-                        f.Kind = mov ? FastKind.MovRI : test ? FastKind.TestRI : FastKind.AluRI;
+                        f.Kind = mov ? FastKind.MovRI : test ? FastKind.TestRI : Specialise(alu, FastKind.AluRI);
                     }
                 }
                 else if (k0 == OpKind.Memory)
@@ -235,6 +237,22 @@ public sealed partial class X86Cpu
         }
     }
 
+    /// <summary>The per-operation form of a register-destination ALU instruction (ADC and SBB keep the general form).</summary>
+    private static FastKind Specialise(int alu, FastKind general)
+    {
+        bool rr = general == FastKind.AluRR;
+        return alu switch
+        {
+            0 => rr ? FastKind.AddRR : FastKind.AddRI,
+            5 => rr ? FastKind.SubRR : FastKind.SubRI,
+            7 => rr ? FastKind.CmpRR : FastKind.CmpRI,
+            4 => rr ? FastKind.AndRR : FastKind.AndRI,
+            1 => rr ? FastKind.OrRR : FastKind.OrRI,
+            6 => rr ? FastKind.XorRR : FastKind.XorRI,
+            _ => general,
+        };
+    }
+
     private static bool IsImmediate(OpKind k) => k is OpKind.Immediate8 or OpKind.Immediate16 or OpKind.Immediate32 or OpKind.Immediate64
         or OpKind.Immediate8to16 or OpKind.Immediate8to32 or OpKind.Immediate8to64 or OpKind.Immediate32to64;
 
@@ -347,6 +365,52 @@ public sealed partial class X86Cpu
                 ulong m = Mask(size);
                 ulong r = AluOp(f.Alu, size, G(f.Dst) & m, f.Imm);
                 if (f.Alu != 7) SetGpr(f.Dst, size, r);
+                return true;
+            }
+            case FastKind.AddRR:
+            case FastKind.AddRI:
+            {
+                ulong m = Mask(size);
+                ulong a = G(f.Dst) & m, b = f.Kind == FastKind.AddRR ? G(f.Src) & m : f.Imm;
+                ulong r = a + b;
+                SetGpr(f.Dst, size, r);
+                SetCc(CcOp.Add, size, r, a, b);
+                return true;
+            }
+            case FastKind.SubRR:
+            case FastKind.SubRI:
+            case FastKind.CmpRR:
+            case FastKind.CmpRI:
+            {
+                ulong m = Mask(size);
+                ulong a = G(f.Dst) & m, b = f.Kind is FastKind.SubRR or FastKind.CmpRR ? G(f.Src) & m : f.Imm;
+                ulong r = a - b;
+                if (f.Kind is FastKind.SubRR or FastKind.SubRI) SetGpr(f.Dst, size, r);
+                SetCc(CcOp.Sub, size, r, a, b);
+                return true;
+            }
+            case FastKind.AndRR:
+            case FastKind.AndRI:
+            {
+                ulong r = G(f.Dst) & (f.Kind == FastKind.AndRR ? G(f.Src) : f.Imm);
+                SetGpr(f.Dst, size, r);
+                SetLogic(size, r);
+                return true;
+            }
+            case FastKind.OrRR:
+            case FastKind.OrRI:
+            {
+                ulong r = G(f.Dst) | (f.Kind == FastKind.OrRR ? G(f.Src) : f.Imm);
+                SetGpr(f.Dst, size, r);
+                SetLogic(size, r);
+                return true;
+            }
+            case FastKind.XorRR:
+            case FastKind.XorRI:
+            {
+                ulong r = G(f.Dst) ^ (f.Kind == FastKind.XorRR ? G(f.Src) : f.Imm);
+                SetGpr(f.Dst, size, r);
+                SetLogic(size, r);
                 return true;
             }
             case FastKind.TestRR:
