@@ -452,112 +452,159 @@ public sealed partial class X86Cpu
             case FastKind.MovMR:
                 FastWrite(FastEa(ref f), size, G(f.Src));
                 return true;
+            case FastKind.MovMI:
+                return FastMovMI(ref d);
+            case FastKind.AluRM:
+                return FastAluRM(ref d);
+            case FastKind.AluMR:
+            case FastKind.AluMI:
+                return FastAluMR(ref d);
+            case FastKind.PushR:
+                return FastPushR(ref d);
+            case FastKind.PopR:
+                return FastPopR(ref d);
+            case FastKind.CallRel:
+                return FastCallRel(ref d);
+            case FastKind.Ret:
+                return FastRet(ref d);
+            case FastKind.ShiftMI:
+                return FastShiftMI(ref d);
+            case FastKind.ShiftRI:
+                return FastShiftRI(ref d);
+            case FastKind.ImulRRI:
+            case FastKind.ImulRR:
+                return FastImulRRI(ref d);
             default:
-                return ExecuteFastMore(ref d);
+                return false;
         }
     }
 
-    /// <summary>The fast forms that touch memory or need more state, kept apart so that the register forms above run in a small frame.</summary>
+    // The fast forms that touch memory or need more state, each in its own small method so that the register forms
+    // above stay inlined in the dispatch loop and every call here has a small frame.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private bool ExecuteFastMore(ref DecodedInstruction d)
+    private bool FastMovMI(ref DecodedInstruction d)
     {
         ref var f = ref d.Fast;
         int size = f.Size;
-        switch (f.Kind)
-        {
-            case FastKind.MovMI:
-                FastWrite(FastEa(ref f), size, f.Imm);
-                return true;
-            case FastKind.AluRM:
-            {
-                ulong m = Mask(size);
-                ulong b = FastRead(FastEa(ref f), size);
-                ulong r = AluOp(f.Alu, size, G(f.Dst) & m, b);
-                if (f.Alu != 7) SetGpr(f.Dst, size, r);
-                return true;
-            }
-            case FastKind.AluMR:
-            case FastKind.AluMI:
-            {
-                ulong ea = FastEa(ref f);
-                ulong a = FastRead(ea, size);
-                ulong b = f.Kind == FastKind.AluMR ? G(f.Src) & Mask(size) : f.Imm;
-                ulong r = AluCompute(f.Alu, a, b);
-                if (f.Alu != 7) FastWrite(ea, size, r & Mask(size)); // write first: a faulting write leaves the flags
-                AluFlags(f.Alu, size, r, a, b);
-                return true;
-            }
-            case FastKind.PushR:
-            {
-                ulong v = G(f.Dst);
-                ulong rsp = G(4) - 8;
-                FastWriteStack(rsp, v);
-                G(4) = rsp;
-                return true;
-            }
-            case FastKind.PopR:
-            {
-                ulong v = FastReadStack(G(4));
-                G(4) += 8;
-                G(f.Dst) = v;
-                return true;
-            }
-            case FastKind.CallRel:
-            {
-                ulong rsp = G(4) - 8;
-                FastWriteStack(rsp, _rip);
-                G(4) = rsp;
-                JumpNear(f.Imm);
-                return true;
-            }
-            case FastKind.Ret:
-            {
-                ulong target = FastReadStack(G(4));
-                if (!IsCanonical(target)) ThrowBadJump(target);
-                G(4) += 8;
-                _rip = target;
-                return true;
-            }
-            case FastKind.ShiftMI:
-            {
-                ulong ea = FastEa(ref f);
-                ulong a = FastRead(ea, size);
-                if (f.Imm == 0)
-                {
-                    FastWrite(ea, size, a); // nothing changes, but the write is still checked
-                    return true;
-                }
-                var mn = f.Alu switch { 1 => Mnemonic.Shr, 2 => Mnemonic.Sar, 3 => Mnemonic.Rol, 4 => Mnemonic.Ror, _ => Mnemonic.Shl };
-                var before = SaveCc();
-                ulong r = Shift(mn, size, (int)f.Imm, a);
-                WriteOrRestoreFlags(ea, size, r, in before);
-                return true;
-            }
-            case FastKind.ShiftRI:
-            {
-                int count = (int)f.Imm;
-                ulong a = G(f.Dst);
-                if (count != 0)
-                {
-                    var mn = f.Alu switch { 1 => Mnemonic.Shr, 2 => Mnemonic.Sar, 3 => Mnemonic.Rol, 4 => Mnemonic.Ror, _ => Mnemonic.Shl };
-                    a = Shift(mn, size, count, a);
-                }
-                SetGpr(f.Dst, size, a);
-                return true;
-            }
-            case FastKind.ImulRRI:
-            case FastKind.ImulRR:
-            {
-                long a = SignExtend(G(f.Kind == FastKind.ImulRRI ? f.Src : f.Dst), size);
-                long b = f.Kind == FastKind.ImulRRI ? SignExtend(f.Imm & Mask(size), size) : SignExtend(G(f.Src), size);
-                long lo = SignedMultiply(a, b, size, out bool overflow);
-                SetGpr(f.Dst, size, (ulong)lo);
-                MulFlags(size, (ulong)lo & Mask(size), overflow);
-                return true;
-            }
+        FastWrite(FastEa(ref f), size, f.Imm);
+        return true;
+    }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool FastAluRM(ref DecodedInstruction d)
+    {
+        ref var f = ref d.Fast;
+        int size = f.Size;
+        ulong m = Mask(size);
+        ulong b = FastRead(FastEa(ref f), size);
+        ulong r = AluOp(f.Alu, size, G(f.Dst) & m, b);
+        if (f.Alu != 7) SetGpr(f.Dst, size, r);
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool FastAluMR(ref DecodedInstruction d)
+    {
+        ref var f = ref d.Fast;
+        int size = f.Size;
+        ulong ea = FastEa(ref f);
+        ulong a = FastRead(ea, size);
+        ulong b = f.Kind == FastKind.AluMR ? G(f.Src) & Mask(size) : f.Imm;
+        ulong r = AluCompute(f.Alu, a, b);
+        if (f.Alu != 7) FastWrite(ea, size, r & Mask(size)); // write first: a faulting write leaves the flags
+        AluFlags(f.Alu, size, r, a, b);
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool FastPushR(ref DecodedInstruction d)
+    {
+        ref var f = ref d.Fast;
+        ulong v = G(f.Dst);
+        ulong rsp = G(4) - 8;
+        FastWriteStack(rsp, v);
+        G(4) = rsp;
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool FastPopR(ref DecodedInstruction d)
+    {
+        ref var f = ref d.Fast;
+        ulong v = FastReadStack(G(4));
+        G(4) += 8;
+        G(f.Dst) = v;
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool FastCallRel(ref DecodedInstruction d)
+    {
+        ref var f = ref d.Fast;
+        ulong rsp = G(4) - 8;
+        FastWriteStack(rsp, _rip);
+        G(4) = rsp;
+        JumpNear(f.Imm);
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool FastRet(ref DecodedInstruction d)
+    {
+        ref var f = ref d.Fast;
+        ulong target = FastReadStack(G(4));
+        if (!IsCanonical(target)) ThrowBadJump(target);
+        G(4) += 8;
+        _rip = target;
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool FastShiftMI(ref DecodedInstruction d)
+    {
+        ref var f = ref d.Fast;
+        int size = f.Size;
+        ulong ea = FastEa(ref f);
+        ulong a = FastRead(ea, size);
+        if (f.Imm == 0)
+        {
+            FastWrite(ea, size, a); // nothing changes, but the write is still checked
+            return true;
         }
-        return false;
+        var mn = f.Alu switch { 1 => Mnemonic.Shr, 2 => Mnemonic.Sar, 3 => Mnemonic.Rol, 4 => Mnemonic.Ror, _ => Mnemonic.Shl };
+        var before = SaveCc();
+        ulong r = Shift(mn, size, (int)f.Imm, a);
+        WriteOrRestoreFlags(ea, size, r, in before);
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool FastShiftRI(ref DecodedInstruction d)
+    {
+        ref var f = ref d.Fast;
+        int size = f.Size;
+        int count = (int)f.Imm;
+        ulong a = G(f.Dst);
+        if (count != 0)
+        {
+            var mn = f.Alu switch { 1 => Mnemonic.Shr, 2 => Mnemonic.Sar, 3 => Mnemonic.Rol, 4 => Mnemonic.Ror, _ => Mnemonic.Shl };
+            a = Shift(mn, size, count, a);
+        }
+        SetGpr(f.Dst, size, a);
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool FastImulRRI(ref DecodedInstruction d)
+    {
+        ref var f = ref d.Fast;
+        int size = f.Size;
+        long a = SignExtend(G(f.Kind == FastKind.ImulRRI ? f.Src : f.Dst), size);
+        long b = f.Kind == FastKind.ImulRRI ? SignExtend(f.Imm & Mask(size), size) : SignExtend(G(f.Src), size);
+        long lo = SignedMultiply(a, b, size, out bool overflow);
+        SetGpr(f.Dst, size, (ulong)lo);
+        MulFlags(size, (ulong)lo & Mask(size), overflow);
+        return true;
     }
 
     /// <summary>Writes a result whose flags are already set; if the write faults, the flags go back to <paramref name="before"/>.</summary>
