@@ -43,6 +43,13 @@ public sealed partial class PhysicalBus
     /// </summary>
     public event Action<ulong>? WatchedPageWritten;
 
+    /// <summary>
+    /// Called before every MMIO read or write reaches a device, with the requester's attributes: a CPU model brings
+    /// guest time up to date here, so a timer register read in the middle of a run of instructions sees the exact
+    /// time (RAM and ROM accesses never call it).
+    /// </summary>
+    public Action<BusAttributes>? BeforeDeviceAccess { get; set; }
+
     /// <summary>Number of pages currently watched for writes.</summary>
     public int WatchedPageCount => _watchedPages.Count;
 

@@ -451,6 +451,7 @@ public sealed partial class PhysicalBus
                         return BusStatus.Ok;
                     case MmioRegion mmio:
                     {
+                        BeforeDeviceAccess?.Invoke(attributes);
                         BusStatus status = MmioDispatch.Read(mmio.Device, offset, size, out value, attributes);
                         if (status != BusStatus.Ok)
                         {
@@ -515,6 +516,7 @@ public sealed partial class PhysicalBus
                         return BusStatus.Ok;
                     case MmioRegion mmio:
                     {
+                        BeforeDeviceAccess?.Invoke(attributes);
                         BusStatus status = MmioDispatch.Write(mmio.Device, offset, size, value, attributes);
                         if (status != BusStatus.Ok)
                         {
@@ -564,6 +566,7 @@ public sealed partial class PhysicalBus
                     rom.Data.AsSpan((int)offset, count).CopyTo(piece);
                     break;
                 case MmioRegion mmio:
+                    BeforeDeviceAccess?.Invoke(attributes);
                     outcome.Device = MmioDispatch.Worst(outcome.Device, MmioDispatch.ReadBytes(mmio.Device, offset, piece, attributes));
                     break;
             }
@@ -601,6 +604,7 @@ public sealed partial class PhysicalBus
                     outcome.RomDropped = true;
                     break;
                 case MmioRegion mmio:
+                    BeforeDeviceAccess?.Invoke(attributes);
                     outcome.Device = MmioDispatch.Worst(outcome.Device, MmioDispatch.WriteBytes(mmio.Device, offset, piece, attributes));
                     break;
             }

@@ -56,7 +56,6 @@ public sealed partial class X86Cpu
                 if (_halted) continue;
             }
             _interruptShadow = false;
-            SyncClock(); // devices see guest time as of the start of each block
             var block = GetBlock();
             if ((_flagsRest & RFlags.TF) != 0) { ExecuteOneTraced(block); continue; }
             ExecuteBlock(block, limit);

@@ -82,6 +82,12 @@ public sealed partial class X86Cpu
         _attrs = BusAttributes.Cpu(context.Id);
         Cpuid = cpuid ?? new CpuidModel(context.Features);
         _bus.WatchedPageWritten += OnCodePageWritten;
+        var previous = _bus.BeforeDeviceAccess;
+        _bus.BeforeDeviceAccess = a =>
+        {
+            previous?.Invoke(a);
+            if (a.Kind == RequesterKind.Cpu && a.RequesterId == context.Id) SyncClock();
+        };
         Reset();
     }
 
