@@ -703,7 +703,7 @@ public sealed partial class X86Cpu
 
     /// <summary>Flags after MUL/IMUL as QEMU computes them: CF=OF=overflow, SF/ZF/PF from the low half, AF=0.</summary>
     private void MulFlags(int size, ulong lo, bool overflow)
-        => SetEagerWithResult(SzpFlags(lo, size) | (overflow ? RFlags.CF | RFlags.OF : 0), lo, size);
+        => SetCc(CcOp.Mul, size, lo, overflow ? 1UL : 0, 0);
 
     private void ExecImul(ref DecodedInstruction d)
     {

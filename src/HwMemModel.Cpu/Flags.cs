@@ -67,6 +67,8 @@ internal enum CcOp : byte
     Inc,
     /// <summary>DEC: dst = src1 - 1, CF kept in <c>_ccCarry</c>.</summary>
     Dec,
+    /// <summary>MUL/IMUL: dst = low half of the product, src1 = 1 when it overflowed (QEMU's CC_OP_MUL).</summary>
+    Mul,
 }
 
 public sealed partial class X86Cpu
@@ -212,6 +214,9 @@ public sealed partial class X86Cpu
                 if (_ccCarry) f |= RFlags.CF;
                 if (dst == sign - 1) f |= RFlags.OF;
                 if ((dst & 0xF) == 0xF) f |= RFlags.AF;
+                break;
+            case CcOp.Mul:
+                if (a != 0) f |= RFlags.CF | RFlags.OF;
                 break;
         }
         return f;
