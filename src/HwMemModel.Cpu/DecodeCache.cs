@@ -39,6 +39,11 @@ public sealed partial class X86Cpu
     private readonly Dictionary<ulong, List<DecodedBlock>> _blocksByPage = [];
     private readonly byte[] _fetchBuffer = new byte[4096 + 16];
     private bool _blockBroken;
+    // The previous fast-path fetch translation (see GetBlock).
+    private int _fetchEpoch = -1;
+    private ulong _fetchPage, _fetchPa;
+    private Privilege _fetchPriv;
+    private bool _fetchLarge;
 
     private static int FrontIndex(ulong pa, ulong rip) => (int)((pa ^ (rip << 3) ^ (pa >> 12)) & (FrontCacheSize - 1));
 
@@ -74,8 +79,24 @@ public sealed partial class X86Cpu
         ulong rip = _rip;
         ulong linear = _bitness == 64 ? rip : (Seg[(int)SegmentIndex.CS].Base + rip) & 0xFFFF_FFFF;
         var priv = Context.Cpl == 3 ? Privilege.User : Privilege.Supervisor;
-        if (!_mmu.TryFastTranslate(linear, AccessKind.Execute, priv, out ulong pa))
+        ulong pa;
+        if (_fetchEpoch == _mmu.TlbEpoch && (linear >> 12) == _fetchPage && priv == _fetchPriv)
         {
+            // Same page as the previous block start, no TLB or control change since: the ITLB would answer the same.
+            pa = _fetchPa | (linear & 0xFFF);
+            _mmu.CountRepeatedFetchHit(_fetchLarge);
+        }
+        else if (_mmu.TryFastTranslateFetch(linear, priv, out pa, out bool large))
+        {
+            _fetchEpoch = _mmu.TlbEpoch;
+            _fetchPage = linear >> 12;
+            _fetchPriv = priv;
+            _fetchPa = pa & ~0xFFFUL;
+            _fetchLarge = large;
+        }
+        else
+        {
+            _fetchEpoch = -1;
             var fault = _mmu.Translate(linear, AccessKind.Execute, priv, out var t);
             if (fault.IsFault) RaiseMmuFault(fault, linear, AccessKind.Execute);
             pa = t.PhysicalAddress;
@@ -146,6 +167,7 @@ public sealed partial class X86Cpu
     /// <summary>An instruction that starts on one page and ends on the next: fetched through the MMU each time, not cached.</summary>
     private DecodedBlock DecodeCrossing(ulong rip, ulong linear, Privilege priv)
     {
+        _fetchEpoch = -1; // these fetches look up the ITLB again
         var buf = new byte[15];
         int first = (int)(0x1000 - (linear & 0xFFF));
         // First the bytes on this page (already translated), then the next page: its translation decides the fault.

@@ -20,6 +20,7 @@ public sealed partial class X86Cpu
         if (maxInstructions < 0) throw new ArgumentOutOfRangeException(nameof(maxInstructions), maxInstructions, "The instruction budget must be 0 or more.");
         long start = _retired;
         long limit = maxInstructions > long.MaxValue - start ? long.MaxValue : start + maxInstructions;
+        _fetchEpoch = -1; // the host may have used the MMU since the last run
         while (true)
         {
             try

@@ -242,6 +242,35 @@ public sealed partial class Mmu
         return true;
     }
 
+    /// <summary>An instruction fetch on the fast path; <paramref name="large"/> tells whether a 2 MiB entry answered.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryFastTranslateFetch(ulong va, Privilege privilege, out ulong pa, out bool large)
+    {
+        ref var e = ref FastHit(va, AccessKind.Execute, privilege);
+        if (Unsafe.IsNullRef(ref e)) { pa = 0; large = false; return false; }
+        large = e.Size != PageSize.Size4K;
+        pa = e.PaBase | FastOffset(in e, va);
+        return true;
+    }
+
+    /// <summary>
+    /// Changes whenever any TLB entry of this MMU is inserted or dropped, or CR3 or the paging controls change. While
+    /// it stays the same, a fast-path lookup repeated for the same page, privilege and kind gives the same answer.
+    /// </summary>
+    internal int TlbEpoch => _epoch.Value;
+
+    /// <summary>
+    /// Counts an instruction fetch that a CPU answered from its previous fast-path fetch translation (same page, same
+    /// epoch, no other ITLB lookup in between): the counters and the LRU order end up as a lookup would leave them
+    /// (the entry is already the most recently used of its array).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void CountRepeatedFetchHit(bool large)
+    {
+        if (large) _itlb2M!.Counters.FastHits2M++;
+        else _itlb4K!.Counters.FastHits4K++;
+    }
+
     /// <summary>Called by <see cref="CpuContext.AlignmentCheck"/>: EFLAGS.AC selects the SMAP rule set.</summary>
     internal void OnAlignmentCheckChanged(bool ac) => _acIndex = ac ? 1 : 0;
 

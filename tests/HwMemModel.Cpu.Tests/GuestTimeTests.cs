@@ -44,3 +44,30 @@ public class GuestTimeTests
         Assert.That(h.Cpu.Clock.Nanoseconds, Is.EqualTo(11), "after HLT retired (11 instructions)");
     }
 }
+
+/// <summary>Every block start is one instruction fetch through the ITLB, counted as such.</summary>
+public class FetchAccountingTests
+{
+    [Test]
+    public void EachBlockStartIsOneItlbLookup()
+    {
+        var h = new CpuHarness();
+        h.Start64(a =>
+        {
+            var loop = a.CreateLabel();
+            a.mov(ecx, 1000);
+            a.Label(ref loop);
+            a.add(eax, ecx);
+            a.dec(ecx);
+            a.jnz(loop);
+            a.hlt();
+        });
+        var r = h.Run();
+        Assert.That(r.Kind, Is.EqualTo(StopKind.Halted), r.Report);
+        var itlb = h.Context.Mmu.InstructionTlb;
+        long blockStarts = h.Cpu.Counters.BlockHits + h.Cpu.Counters.BlocksDecoded;
+        Assert.That(blockStarts, Is.GreaterThanOrEqualTo(1001));
+        Assert.That(itlb.Lookups, Is.EqualTo(blockStarts), "one ITLB lookup per block start");
+        Assert.That(itlb.TotalHits + itlb.TotalMisses, Is.EqualTo(itlb.Lookups));
+    }
+}
