@@ -261,7 +261,21 @@ public sealed partial class X86Cpu
     }
 
     /// <summary>Evaluates an x86 condition code (0..15, the low nibble of Jcc/SETcc/CMOVcc opcodes).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal bool Condition(int cc)
+    {
+        // The two commonest cases inline: JE/JNE on any lazy result, JB/JAE after CMP/SUB.
+        if (cc is 4 or 5 && _ccOp != CcOp.Eager) return ((_ccDst & Mask(_ccSize)) == 0) == (cc == 4);
+        if (cc is 2 or 3 && _ccOp == CcOp.Sub)
+        {
+            ulong m = Mask(_ccSize);
+            return ((_ccSrc1 & m) < (_ccSrc2 & m)) == (cc == 2);
+        }
+        return ConditionSlow(cc);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool ConditionSlow(int cc)
     {
         if (_ccOp == CcOp.Sub)
         {
