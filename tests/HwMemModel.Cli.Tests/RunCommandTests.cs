@@ -205,4 +205,12 @@ public sealed class RunCommandTests
         var append = Run("run", "--bios", "a", "--append", "x");
         Assert.That(append.Err, Does.Contain("--append applies only to --kernel"));
     }
+
+    [Test]
+    public void BenchRefusesABadRepeatCount()
+    {
+        var (code, _, err) = Run("bench", "--repeat", "0");
+        Assert.That(code, Is.EqualTo(HwmemCommand.ExitUsage));
+        Assert.That(err, Does.Contain("--repeat 0 is out of range; give 1 to 100"));
+    }
 }
