@@ -6,13 +6,13 @@ public sealed partial class PhysicalBus
 {
     private int _layoutGeneration;
     private readonly HashSet<ulong> _watchedPages = [];
-    private int _watchGeneration;
+    private int _writeGeneration;
 
     /// <summary>
     /// Changes whenever the layout changes or a page starts being watched; host pages obtained for writes with
     /// <see cref="TryGetWritablePage"/> before are then stale.
     /// </summary>
-    internal int WriteGeneration => _layoutGeneration + (_watchGeneration << 16);
+    internal int WriteGeneration => _writeGeneration;
 
     /// <summary>
     /// For a write fast path kept beside a translation: when the whole 4 KiB page at <paramref name="pa"/> is RAM that
@@ -63,7 +63,7 @@ public sealed partial class PhysicalBus
         ulong pageBase = pa & ~BusPage.OffsetMask;
         if (_watchedPages.Add(pageBase))
         {
-            _watchGeneration++;
+            _writeGeneration++;
             ref PageCacheEntry entry = ref _pageCache[(int)((pa >> BusPage.Shift) & PageCacheMask)];
             if (entry.WriteTag == pageBase) entry.WriteTag = InvalidTag;
         }

@@ -220,6 +220,7 @@ public sealed partial class PhysicalBus
     private void LayoutChanged()
     {
         _layoutGeneration++;
+        _writeGeneration++;
         _view = FlatView.Build(_regions);
         _lastHit = 0;
         InvalidatePageCache();
