@@ -25,14 +25,7 @@ public sealed partial class Mmu
                 if (host is not null && e.HostGeneration == _bus.LayoutGeneration)
                 {
                     _bus.CountFastRead(RequesterKind.Cpu);
-                    ref byte p = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(host), e.HostIndex + (int)(va & 0xFFF));
-                    value = size switch
-                    {
-                        8 => Unsafe.ReadUnaligned<ulong>(ref p),
-                        4 => Unsafe.ReadUnaligned<uint>(ref p),
-                        2 => Unsafe.ReadUnaligned<ushort>(ref p),
-                        _ => p,
-                    };
+                    value = LoadHost(host, e.HostIndex + (int)(va & 0xFFF), size);
                     return true;
                 }
                 // The lookup was counted: finish this access on the full bus path for this entry.
@@ -58,14 +51,7 @@ public sealed partial class Mmu
                 if (host is not null && e.WriteHostGeneration == _bus.WriteGeneration)
                 {
                     _bus.CountFastWrite(RequesterKind.Cpu);
-                    ref byte p = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(host), (int)(va & 0xFFF));
-                    switch (size)
-                    {
-                        case 8: Unsafe.WriteUnaligned(ref p, value); break;
-                        case 4: Unsafe.WriteUnaligned(ref p, (uint)value); break;
-                        case 2: Unsafe.WriteUnaligned(ref p, (ushort)value); break;
-                        default: p = (byte)value; break;
-                    }
+                    StoreHost(host, (int)(va & 0xFFF), size, value);
                     return true;
                 }
                 WriteAfterHit(ref e, va, size, value); // a device that refuses the write drops it (counted by the bus)
@@ -117,14 +103,7 @@ public sealed partial class Mmu
                 if (host is not null && e.HostGeneration == _bus.LayoutGeneration)
                 {
                     _bus.CountFastRead(RequesterKind.Cpu);
-                    ref byte p = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(host), e.HostIndex + (int)(va & 0xFFF));
-                    value = size switch
-                    {
-                        8 => Unsafe.ReadUnaligned<ulong>(ref p),
-                        4 => Unsafe.ReadUnaligned<uint>(ref p),
-                        2 => Unsafe.ReadUnaligned<ushort>(ref p),
-                        _ => p,
-                    };
+                    value = LoadHost(host, e.HostIndex + (int)(va & 0xFFF), size);
                     return default;
                 }
                 if (e.Size != PageSize.Size4K) return ReadLarge(e.PaBase | FastOffset(in e, va), size, out value);
@@ -168,14 +147,7 @@ public sealed partial class Mmu
         if (_largeReadPage[slot] == page && host is not null && _largeReadGen[slot] == _bus.LayoutGeneration)
         {
             _bus.CountFastRead(RequesterKind.Cpu);
-            ref byte p = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(host), _largeReadIndex[slot] + (int)(pa & 0xFFF));
-            value = size switch
-            {
-                8 => Unsafe.ReadUnaligned<ulong>(ref p),
-                4 => Unsafe.ReadUnaligned<uint>(ref p),
-                2 => Unsafe.ReadUnaligned<ushort>(ref p),
-                _ => p,
-            };
+            value = LoadHost(host, _largeReadIndex[slot] + (int)(pa & 0xFFF), size);
             return default;
         }
         var status = _bus.Read(pa, size, out value, _attrs);
@@ -197,14 +169,7 @@ public sealed partial class Mmu
         if (_largeWritePage[slot] == page && host is not null && _largeWriteGen[slot] == _bus.WriteGeneration)
         {
             _bus.CountFastWrite(RequesterKind.Cpu);
-            ref byte p = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(host), (int)(pa & 0xFFF));
-            switch (size)
-            {
-                case 8: Unsafe.WriteUnaligned(ref p, value); break;
-                case 4: Unsafe.WriteUnaligned(ref p, (uint)value); break;
-                case 2: Unsafe.WriteUnaligned(ref p, (ushort)value); break;
-                default: p = (byte)value; break;
-            }
+            StoreHost(host, (int)(pa & 0xFFF), size, value);
             return default;
         }
         var status = _bus.Write(pa, size, value, _attrs);
@@ -215,6 +180,34 @@ public sealed partial class Mmu
             _largeWriteGen[slot] = _bus.WriteGeneration;
         }
         return new AccessResult(default, status);
+    }
+
+    /// <summary>Reads 1, 2, 4 or 8 little-endian bytes of a cached host page (no bounds check: the index came from the bus).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong LoadHost(byte[] host, int index, int size)
+    {
+        ref byte p = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(host), index);
+        return size switch
+        {
+            8 => Unsafe.ReadUnaligned<ulong>(ref p),
+            4 => Unsafe.ReadUnaligned<uint>(ref p),
+            2 => Unsafe.ReadUnaligned<ushort>(ref p),
+            _ => p,
+        };
+    }
+
+    /// <summary>Writes the low 1, 2, 4 or 8 bytes of <paramref name="value"/> into a cached host page.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreHost(byte[] host, int index, int size, ulong value)
+    {
+        ref byte p = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(host), index);
+        switch (size)
+        {
+            case 8: Unsafe.WriteUnaligned(ref p, value); break;
+            case 4: Unsafe.WriteUnaligned(ref p, (uint)value); break;
+            case 2: Unsafe.WriteUnaligned(ref p, (ushort)value); break;
+            default: p = (byte)value; break;
+        }
     }
 
     // A valid size (1, 2, 4, 8) within one page.
@@ -249,14 +242,7 @@ public sealed partial class Mmu
                 if (host is not null && e.WriteHostGeneration == _bus.WriteGeneration)
                 {
                     _bus.CountFastWrite(RequesterKind.Cpu);
-                    ref byte p = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(host), (int)(va & 0xFFF));
-                    switch (size)
-                    {
-                        case 8: Unsafe.WriteUnaligned(ref p, value); break;
-                        case 4: Unsafe.WriteUnaligned(ref p, (uint)value); break;
-                        case 2: Unsafe.WriteUnaligned(ref p, (ushort)value); break;
-                        default: p = (byte)value; break;
-                    }
+                    StoreHost(host, (int)(va & 0xFFF), size, value);
                     return default;
                 }
                 ulong pa = e.PaBase | FastOffset(in e, va);
