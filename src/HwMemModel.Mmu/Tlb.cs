@@ -137,31 +137,10 @@ public sealed class TlbArray
         return ref Unsafe.NullRef<TlbEntry>();
     }
 
-    /// <summary>Lookup of an unfractured 2 MiB page number without bounds checks; a ref to the entry or a null ref.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal ref TlbEntry FindFast2M(ulong vpn, ushort pcid)
-    {
-        int start = (int)(vpn & (ulong)_setMask) * _ways;
-        ulong key = (vpn << 15) | ((ulong)PageSize.Size2M << 13);
-        ref ulong tag = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_tags), start);
-        for (int w = 0; w < _ways; w++)
-        {
-            ulong t = Unsafe.Add(ref tag, w);
-            if ((t & TagKeyMask) == key && ((t & 0xFFF) == pcid || (t & TagGlobal) != 0))
-            {
-                ref var e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries), start + w);
-                if ((e.Rights & TlbEntry.Fractured) != 0) break;
-                e.Lru = ++_clock;
-                return ref e;
-            }
-        }
-        return ref Unsafe.NullRef<TlbEntry>();
-    }
-
     /// <summary>Changes whenever any entry of any array sharing it is inserted or dropped (see <see cref="TlbEpoch"/>).</summary>
     internal TlbEpoch Epoch { get; set; } = new();
 
-    /// <summary>Lookup of an unfractured 2 MiB page number that also returns the way's index.</summary>
+    /// <summary>Lookup of an unfractured 2 MiB page number without bounds checks: a ref to the entry (and its index) or a null ref.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal ref TlbEntry FindFast2M(ulong vpn, ushort pcid, out int index)
     {
