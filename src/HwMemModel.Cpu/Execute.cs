@@ -458,7 +458,15 @@ public sealed partial class X86Cpu
             {
                 var r1 = i.Op1Register;
                 if (r1.IsCR()) { WriteReg(r0, ReadCr(r1)); return; }
-                if (r1.IsDR()) { RequireCpl0("MOV from DR"); WriteReg(r0, _dr[r1 - Register.DR0]); return; }
+                if (r1.IsDR())
+                {
+                    RequireCpl0("MOV from DR");
+                    int n = r1 - Register.DR0;
+                    if (n > 7) throw Fault(Vectors.UD, $"MOV from {r1} (only DR0-DR7 exist)");
+                    if (n is 4 or 5 && (Context.Cr4Value & Mmu.Cr4.DE) != 0) throw Fault(Vectors.UD, "DR4/DR5 with CR4.DE=1");
+                    WriteReg(r0, _dr[n]);
+                    return;
+                }
                 if (r1.IsSegmentRegister()) { WriteReg(r0, RegSize(r0) == 2 ? ReadReg(r1) : ReadReg(r1) & 0xFFFF); return; }
             }
             int size = RegSize(r0);

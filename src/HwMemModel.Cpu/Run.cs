@@ -38,6 +38,15 @@ public sealed partial class X86Cpu
                 SyncClock();
                 return Finish(m.Kind, start, m.Message);
             }
+            catch (Exception e) when (e is ArgumentException or IndexOutOfRangeException or InvalidOperationException
+                or OverflowException or NullReferenceException or ArithmeticException or NotSupportedException)
+            {
+                // A defect of the model, not of the guest: stop with a report instead of taking the host down.
+                SyncClock();
+                string insn = DisassembleAt(_bitness == 64 ? _curIp : Seg[(int)SegmentIndex.CS].Base + _curIp, _curIp);
+                return Finish(StopKind.MachineCheck, start,
+                    $"model error at {Where()} executing '{insn}': {e.GetType().Name}: {e.Message} (please report this)");
+            }
         }
     }
 

@@ -124,10 +124,11 @@ public sealed partial class X86Cpu
         ref var i = ref d.I;
         RequireCpl0("MOV to a debug register");
         int n = i.Op0Register - Register.DR0;
+        if (n > 7) throw Fault(Vectors.UD, $"MOV to {i.Op0Register} (only DR0-DR7 exist)");
         if (n is 4 or 5 && (Context.Cr4Value & Cr4.DE) != 0) throw Fault(Vectors.UD, "DR4/DR5 with CR4.DE=1");
         ulong v = ReadReg(i.Op1Register);
         if (n is 6 or 7 && (v >> 32) != 0) throw GP(0, $"DR{n} bits 63:32 must be 0");
-        _dr[n & 7] = n == 6 ? v | 0xFFFF_0FF0 : n == 7 ? (v | 0x400) & ~0x0000_D000UL : v;
+        _dr[n] = n == 6 ? v | 0xFFFF_0FF0 : n == 7 ? (v | 0x400) & ~0x0000_D000UL : v;
         if (n == 7 && (v & 0xFF) != 0) ReportOnce("dr7", $"hardware breakpoints (DR7=0x{v:x}) are stored but not modelled");
     }
 

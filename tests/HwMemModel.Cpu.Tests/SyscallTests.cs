@@ -89,4 +89,15 @@ public class SyscallTests
         Assert.That(h.Cpu.Counters.Vectors[Vectors.UD], Is.GreaterThanOrEqualTo(1));
         Assert.That(h.Cpu.Reports, Is.Empty);
     }
+
+    [Test]
+    public void DebugRegistersAboveDr7AreInvalidOpcodes()
+    {
+        var h = new CpuHarness();
+        h.Start64(a => { });
+        h.Bus.LoadImage(CpuHarness.CodeBase, [0x44, 0x0F, 0x21, 0xC0]); // mov rax, dr8 (REX.R)
+        var r = h.Run(10);
+        Assert.That(h.Cpu.Counters.Vectors[Vectors.UD], Is.EqualTo(1), r.Report);
+        Assert.That(r.Kind, Is.Not.EqualTo(StopKind.MachineCheck), r.Report);
+    }
 }
