@@ -551,11 +551,10 @@ public sealed partial class X86Cpu
     [MethodImpl(MethodImplOptions.NoInlining)]
     private bool FastRet(ref DecodedInstruction d)
     {
-        ref var f = ref d.Fast;
+        _ = d;
         ulong target = FastReadStack(G(4));
-        if (!IsCanonical(target)) ThrowBadJump(target);
+        JumpNear(target); // checks the target before RSP moves, so a #GP leaves RSP unchanged
         G(4) += 8;
-        _rip = target;
         return true;
     }
 
