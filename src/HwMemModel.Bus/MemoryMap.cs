@@ -42,6 +42,23 @@ public readonly record struct E820Entry(ulong Start, ulong Size, E820Type Type)
 /// <content>Memory-map listings.</content>
 public sealed partial class PhysicalBus
 {
+    /// <summary>
+    /// What decodes <paramref name="pa"/>: the kind of the terminal region (an alias resolved to its target), or null
+    /// when nothing does, and how many bytes from <paramref name="pa"/> on stay in that same range (for a gap, up to
+    /// the next region or the end of the address space; 0 means to the end of the 64-bit space).
+    /// </summary>
+    public (MemoryRegionKind? Kind, ulong Span) Describe(ulong pa)
+    {
+        FlatRange[] ranges = _view.Ranges;
+        int index = _view.Find(pa);
+        if (index >= 0) return (ranges[index].Terminal.Kind, ranges[index].End - pa);
+        int next = ~index;
+        return (null, next < ranges.Length ? ranges[next].Start - pa : 0UL - pa);
+    }
+
+    /// <summary>Watches bus-master transfers made through <see cref="DmaPort"/>s on this bus (the kernel model's DMA API debugging); null for none.</summary>
+    public IDmaAccessMonitor? DmaMonitor { get; set; }
+
     /// <summary>The visible address space in ascending order: one entry per flat range; gaps are unmapped.</summary>
     public IReadOnlyList<MemoryMapEntry> MemoryMap()
     {

@@ -1,3 +1,4 @@
+using HwMemModel.Bus;
 using HwMemModel.Mmu;
 
 namespace HwMemModel.Kernel;
@@ -14,6 +15,7 @@ public sealed partial class Kernel
 {
     private const ulong PioOffset = 0x10000, PioReserved = 0x40000, PioMask = 0xFFFF;
     private int _badIoReports = 10;
+    private PortBus? _ports;
 
     /// <summary>readb: one 8-bit read.</summary>
     public byte ReadB(ulong address) => (byte)MmioRead(address, 1);
@@ -121,6 +123,8 @@ public sealed partial class Kernel
     private ulong IoCookieRead(ulong address, int size, string what)
     {
         if (address >= PioReserved) return MmioRead(address, size);
+        // lib/iomap.c: cookies from PIO_OFFSET up to PIO_RESERVED are port numbers (ioport_map), 64-bit excluded.
+        if (address >= PioOffset && size <= 4 && _ports is not null) return PortRead((ushort)(address & PioMask), size);
         BadIoAccess(address, what);
         return size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1;
     }
@@ -128,8 +132,48 @@ public sealed partial class Kernel
     private void IoCookieWrite(ulong address, int size, ulong value, string what)
     {
         if (address >= PioReserved) MmioWrite(address, size, value);
+        else if (address >= PioOffset && size <= 4 && _ports is not null) PortWrite((ushort)(address & PioMask), size, (uint)value);
         else BadIoAccess(address, what);
     }
+
+    /// <summary>The machine's x86 I/O ports, once attached (<see cref="AttachPortBus"/>).</summary>
+    public PortBus? Ports => _ports;
+
+    /// <summary>Connects the machine's port bus so that inb/outb and ioport_map cookies reach devices.</summary>
+    /// <exception cref="InvalidOperationException">A port bus is already attached.</exception>
+    public void AttachPortBus(PortBus ports)
+    {
+        ArgumentNullException.ThrowIfNull(ports);
+        if (_ports is not null) throw new InvalidOperationException("A port bus is already attached to this kernel.");
+        _ports = ports;
+    }
+
+    /// <summary>ioport_map: a cookie for ioread*/iowrite* on ports [<paramref name="port"/>, +<paramref name="count"/>), or 0 when the range passes 0xFFFF.</summary>
+    public ulong IoPortMap(ulong port, uint count)
+        => port > PioMask || port + count - 1 > PioMask || count == 0 ? 0 : PioOffset + port;
+
+    /// <summary>inb: one 8-bit port read (all ones without a port bus or a device).</summary>
+    public byte Inb(ushort port) => (byte)PortRead(port, 1);
+    /// <summary>inw: one 16-bit port read.</summary>
+    public ushort Inw(ushort port) => (ushort)PortRead(port, 2);
+    /// <summary>inl: one 32-bit port read.</summary>
+    public uint Inl(ushort port) => (uint)PortRead(port, 4);
+    /// <summary>outb: one 8-bit port write.</summary>
+    public void Outb(byte value, ushort port) => PortWrite(port, 1, value);
+    /// <summary>outw: one 16-bit port write.</summary>
+    public void Outw(ushort value, ushort port) => PortWrite(port, 2, value);
+    /// <summary>outl: one 32-bit port write.</summary>
+    public void Outl(uint value, ushort port) => PortWrite(port, 4, value);
+
+    private ulong PortRead(ushort port, int size)
+    {
+        if (_ports is null) return size == 4 ? uint.MaxValue : (1UL << (size * 8)) - 1;
+        _ports.Read(port, size, out uint v, BusAttributes.Cpu(CurrentCpuIndex));
+        return v;
+    }
+
+    private void PortWrite(ushort port, int size, uint value)
+        => _ports?.Write(port, size, value, BusAttributes.Cpu(CurrentCpuIndex));
 
     // lib/iomap.c bad_io_access: reported for the first ten bad cookies.
     private void BadIoAccess(ulong address, string what)
