@@ -25,6 +25,7 @@ public sealed class SimulatedMachine : IInterruptPlatform, IDisposable
 {
     private readonly Dictionary<string, object> _models = new(StringComparer.Ordinal);
     private readonly List<PlatformDevice> _platformDevices = [];
+    private readonly List<IDisposable> _owned = [];
     private bool _devicesRegistered;
 
     private SimulatedMachine(MachineDescription description, MachineHostOptions host)
@@ -35,7 +36,7 @@ public sealed class SimulatedMachine : IInterruptPlatform, IDisposable
         Clock = new GuestClock();
         Stop = new StopRequest();
         Chipset = PcChipset.Add(Bus, Ports, Clock, Stop, description.RamSize, description.IoApicBase, description.LocalApicBase);
-        var parts = new MachineParts(Bus, Ports, Clock, Stop, Chipset, DeviceLog, d => SerialStream(d, host));
+        var parts = new MachineParts(Bus, Ports, Clock, Stop, Chipset, DeviceLog, d => SerialStream(d, host), _owned);
         foreach (var d in description.Devices)
         {
             var kind = DeviceCatalog.Find(d.Compatible)!;
@@ -122,8 +123,8 @@ public sealed class SimulatedMachine : IInterruptPlatform, IDisposable
     public void Dispose()
     {
         Drivers.UnbindAll();
-        foreach (var m in _models.Values)
-            if (m is IDisposable d) d.Dispose();
+        foreach (var o in _owned) o.Dispose();
+        _owned.Clear();
     }
 
     private static Stream SerialStream(DeviceDescription d, MachineHostOptions host)

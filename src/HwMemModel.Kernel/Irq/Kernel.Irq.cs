@@ -220,7 +220,9 @@ public sealed partial class Kernel
     public string FormatInterrupts()
     {
         var sb = new StringBuilder();
-        sb.Append(' ', 4 + 1 + 6).Append("CPU0").Append('\n');
+        // show_interrupts: "%*s" of prec + 8 spaces, "CPU%-8d" per CPU; then "%*d: ", "%10u " per CPU, " %8s" chip,
+        // " %*lu" hardware IRQ, "-%-8s" flow handler, "  %s" and ", %s" per action (prec = 3 digits).
+        sb.Append(' ', 3 + 8).Append("CPU0       ").Append('\n');
         foreach (var i in Interrupts())
         {
             sb.Append(string.Create(CultureInfo.InvariantCulture, $"{i.Irq,3}: {i.Count,10}   IO-APIC {i.Irq,4}-{(i.Trigger == IrqTrigger.EdgeRising ? "edge    " : "fasteoi ")}"));

@@ -39,7 +39,7 @@ public static class DeviceCatalog
 {
     private static readonly DeviceKind[] Kinds =
     [
-        new("ns16550a", [ResourceKind.Io, ResourceKind.Memory], 8, 8, IrqUse.Optional, IrqTrigger.EdgeRising,
+        new("ns16550a", [ResourceKind.Memory, ResourceKind.Io], 8, 8, IrqUse.Optional, IrqTrigger.EdgeRising,
             new Dictionary<string, string>
             {
                 ["reg-shift"] = "register spacing 1 << reg-shift bytes (0-2; memory space only)",
@@ -128,9 +128,26 @@ public static class DeviceCatalog
             case "virtio,mmio":
             {
                 bool readOnly = d.Options.TryGetValue("read-only", out var ro) && bool.Parse(ro);
-                IBlockBackend disk = d.Options.TryGetValue("disk-file", out var file)
-                    ? new FileBlockBackend(file, readOnly)
-                    : new MemoryBlockBackend((long)(Quantity.TryParseSize(d.Options["disk-size"], out var n) ? n : 0), readOnly);
+                IBlockBackend disk;
+                if (d.Options.TryGetValue("disk-file", out var file))
+                {
+                    FileBlockBackend backend;
+                    try
+                    {
+                        backend = new FileBlockBackend(file, readOnly);
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        throw new MachineDescriptionException($"{(d.Path.Length > 0 ? d.Path : "$.Machine.Devices[" + d.Name + "]")}.Options.disk-file",
+                            $"cannot open '{file}'{(readOnly ? " for reading" : " for reading and writing")}: {e.Message}");
+                    }
+                    parts.Owned.Add(backend);
+                    disk = backend;
+                }
+                else
+                {
+                    disk = new MemoryBlockBackend((long)(Quantity.TryParseSize(d.Options["disk-size"], out var n) ? n : 0), readOnly);
+                }
                 var blk = d.Options.TryGetValue("serial", out var serial)
                     ? new VirtioMmioBlock(parts.Bus, disk, parts.DeviceLog, d.Name, serial)
                     : new VirtioMmioBlock(parts.Bus, disk, parts.DeviceLog, d.Name);
@@ -152,4 +169,4 @@ public static class DeviceCatalog
 
 /// <summary>What device factories need from the machine being built.</summary>
 internal sealed record MachineParts(PhysicalBus Bus, PortBus Ports, GuestClock Clock, StopRequest Stop, PcChipset Chipset,
-    DeviceLog DeviceLog, Func<DeviceDescription, Stream> SerialOutput);
+    DeviceLog DeviceLog, Func<DeviceDescription, Stream> SerialOutput, List<IDisposable> Owned);

@@ -34,7 +34,7 @@ public static class MachineDescriptionReader
         {
             config = new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(path), optional: false, reloadOnChange: false).Build();
         }
-        catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException or InvalidDataException)
+        catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException or InvalidDataException or System.Text.Json.JsonException)
         {
             throw new MachineDescriptionException("$", $"cannot read machine description '{path}': {Flatten(e)}");
         }
@@ -51,7 +51,7 @@ public static class MachineDescriptionReader
         {
             config = new ConfigurationBuilder().AddJsonStream(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(json))).Build();
         }
-        catch (Exception e) when (e is FormatException or InvalidDataException)
+        catch (Exception e) when (e is FormatException or InvalidDataException or System.Text.Json.JsonException)
         {
             throw new MachineDescriptionException("$", $"the machine description is not valid JSON: {Flatten(e)}");
         }
@@ -96,7 +96,7 @@ public static class MachineDescriptionReader
         var devicesSection = root.GetSection("Devices");
         if (devicesSection.Exists())
         {
-            if (devicesSection.Value is not null)
+            if (!string.IsNullOrEmpty(devicesSection.Value))
                 throw new MachineDescriptionException($"{rootPath}.Devices", "must be an array of device objects.");
             foreach (var child in devicesSection.GetChildren().OrderBy(c => int.TryParse(c.Key, out var i) ? i : int.MaxValue))
             {
