@@ -13,6 +13,8 @@ public sealed record MachineHostOptions
 {
     /// <summary>Where a UART with output "host" sends its bytes, by device name; discarded when null or when it returns null.</summary>
     public Func<string, Stream?>? SerialOutput { get; init; }
+    /// <summary>Where a UART with input "host" reads its bytes from, by device name; no input when null or when it returns null.</summary>
+    public Func<string, Stream?>? SerialInput { get; init; }
 }
 
 /// <summary>
@@ -36,7 +38,7 @@ public sealed class SimulatedMachine : IInterruptPlatform, IDisposable
         Clock = new GuestClock();
         Stop = new StopRequest();
         Chipset = PcChipset.Add(Bus, Ports, Clock, Stop, description.RamSize, description.IoApicBase, description.LocalApicBase);
-        var parts = new MachineParts(Bus, Ports, Clock, Stop, Chipset, DeviceLog, d => SerialStream(d, host), _owned);
+        var parts = new MachineParts(Bus, Ports, Clock, Stop, Chipset, DeviceLog, d => SerialStream(d, host), d => SerialInput(d, host), _owned);
         foreach (var d in description.Devices)
         {
             var kind = DeviceCatalog.Find(d.Compatible)!;
@@ -126,6 +128,14 @@ public sealed class SimulatedMachine : IInterruptPlatform, IDisposable
         foreach (var o in _owned) o.Dispose();
         _owned.Clear();
     }
+
+    private static Stream? SerialInput(DeviceDescription d, MachineHostOptions host)
+        => (d.Options.TryGetValue("input", out var i) ? i : "null") switch
+        {
+            "host" => host.SerialInput?.Invoke(d.Name),
+            "stdin" => Console.OpenStandardInput(),
+            _ => null,
+        };
 
     private static Stream SerialStream(DeviceDescription d, MachineHostOptions host)
         => (d.Options.TryGetValue("output", out var o) ? o : "null") switch

@@ -36,6 +36,7 @@ public sealed class Uart16550 : IMmioDevice, ITimedDevice
     private readonly GuestClock _clock;
     private readonly int _regShift;
     private readonly Queue<byte> _hostInput = new();
+    private readonly System.Collections.Concurrent.ConcurrentQueue<byte> _liveInput = new();
     private readonly byte[] _rxFifo = new byte[FifoLength];
     private int _rxHead;
     private int _rxCount;
@@ -177,9 +178,57 @@ public sealed class Uart16550 : IMmioDevice, ITimedDevice
         PumpInput();
     }
 
+    /// <summary>
+    /// Connects a host stream as the line's input. A seekable stream (a file, a memory stream) is read to its end now
+    /// and queued, so a run is deterministic; any other stream (a terminal, a pipe) is read by a background reader and
+    /// its bytes reach the receiver at the next register access or poll after they arrive.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="input"/> is null.</exception>
+    /// <exception cref="ArgumentException">The stream cannot be read.</exception>
+    public void AttachInput(Stream input)
+    {
+        DeviceThrow.NotNull(input, nameof(input), "A 16550A UART's input");
+        if (!input.CanRead) DeviceThrow.Argument(nameof(input), "The UART's input stream must be readable.");
+        if (input.CanSeek)
+        {
+            using var copy = new MemoryStream();
+            input.CopyTo(copy);
+            EnqueueInput(copy.ToArray());
+            return;
+        }
+
+        var reader = new Thread(() =>
+        {
+            var buffer = new byte[256];
+            try
+            {
+                int n;
+                while ((n = input.Read(buffer, 0, buffer.Length)) > 0)
+                {
+                    for (int i = 0; i < n; i++) _liveInput.Enqueue(buffer[i]);
+                }
+            }
+            catch (IOException)
+            {
+                // The host closed the line: no more input.
+            }
+            catch (ObjectDisposedException)
+            {
+                // Same.
+            }
+        }) { IsBackground = true, Name = $"{Name} input" };
+        reader.Start();
+    }
+
     /// <inheritdoc />
     public void Poll()
     {
+        if (!_liveInput.IsEmpty)
+        {
+            while (_liveInput.TryDequeue(out byte b)) _hostInput.Enqueue(b);
+            PumpInput();
+        }
+
         if (_clock.Nanoseconds >= _timeoutDeadline)
         {
             _timeoutDeadline = long.MaxValue;

@@ -115,6 +115,9 @@ public sealed class DriverCore
 
     private int Probe(PlatformDevice device, IPlatformDriver driver)
     {
+        // The firmware description sets each line's trigger before any driver requests it (irq_create_fwspec_mapping).
+        foreach (var r in device.Resources)
+            if (r.Kind == ResourceKind.Irq && _kernel.HasInterrupts) _kernel.IrqSetType((int)r.Start, r.Trigger);
         device.Driver = driver;
         int rc;
         try

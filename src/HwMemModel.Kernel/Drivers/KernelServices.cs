@@ -96,6 +96,8 @@ public interface IDmaApi
     void DmaSyncSingleForDevice(PlatformDevice device, ulong busAddress, ulong size, DmaDataDirection direction, [CallerMemberName] string caller = "");
     /// <summary>dma_set_mask_and_coherent.</summary>
     int DmaSetMaskAndCoherent(PlatformDevice device, ulong mask);
+    /// <summary>dma_mapping_error: whether a map call failed.</summary>
+    bool DmaMappingError(ulong busAddress) => busAddress == Kernel.DmaMappingErrorAddress;
 }
 
 /// <summary>Interrupt registration, completions and delays on the kernel model's CPU.</summary>

@@ -100,6 +100,8 @@ public sealed partial class Kernel
 {
     /// <summary>Vector of IRQ 0 (ISA_IRQ_VECTOR(0) on x86-64).</summary>
     public const int IrqVectorBase = 0x30;
+    /// <summary>sizeof(struct irqaction) on x86-64.</summary>
+    public const ulong IrqActionSize = 128;
     private const uint ApicEoi = 0xB0, ApicSvr = 0xF0, ApicTpr = 0x80;
     private IInterruptPlatform? _irqPlatform;
     private ulong _ioApicVa, _lapicVa;
@@ -111,7 +113,7 @@ public sealed partial class Kernel
     {
         public IrqTrigger Trigger;
         public long Count, Unhandled;
-        public readonly List<(string Name, IrqHandler Handler, object? DevId, IrqFlags Flags)> Actions = [];
+        public readonly List<(string Name, IrqHandler Handler, object? DevId, IrqFlags Flags, ulong Action)> Actions = [];
     }
 
     /// <summary>Whether a machine's interrupt controllers are attached (<see cref="AttachInterruptPlatform"/>).</summary>
@@ -177,9 +179,11 @@ public sealed partial class Kernel
                 return -Errno.EBUSY;
             }
         }
-        // The irqaction is a kmalloc'd structure in Linux: an injected slab failure fails the request.
-        if (Failslab.ShouldFail(128)) return -Errno.ENOMEM;
-        line.Actions.Add((name, handler, devId, flags));
+        // struct irqaction (128 bytes on x86-64) is kzalloc'd and lives until free_irq: it shows in /proc/slabinfo and
+        // an injected slab failure fails the request.
+        ulong action = Kzalloc(IrqActionSize, Gfp.Kernel, "request_threaded_irq");
+        if (action == 0) return -Errno.ENOMEM;
+        line.Actions.Add((name, handler, devId, flags, action));
         if (line.Actions.Count == 1) ProgramLine(irq, masked: false);
         return 0;
     }
@@ -199,8 +203,10 @@ public sealed partial class Kernel
             Log.Warn(string.Create(CultureInfo.InvariantCulture, $"Trying to free already-free IRQ {irq}"), $"__free_irq+0x0/0x0 [{caller}]");
             return;
         }
+        ulong freed = line.Actions[i].Action;
         line.Actions.RemoveAt(i);
         if (line.Actions.Count == 0) ProgramLine(irq, masked: true);
+        Kfree(freed, "free_irq");
     }
 
     /// <summary>The lines with handlers, as /proc/interrupts lists them.</summary>

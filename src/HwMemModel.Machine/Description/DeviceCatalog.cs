@@ -44,6 +44,7 @@ public static class DeviceCatalog
             {
                 ["reg-shift"] = "register spacing 1 << reg-shift bytes (0-2; memory space only)",
                 ["output"] = "where transmitted bytes go: host (the host's stream for this device), null, stdout, stderr",
+                ["input"] = "where received bytes come from: host (the host's stream for this device), null, stdin",
             }, "16550A UART (QEMU serial): FIFO, LSR/IIR, THR-empty and receive interrupts"),
         new("qemu,isa-debug-exit", [ResourceKind.Io], 0, 4, IrqUse.None, IrqTrigger.EdgeRising,
             new Dictionary<string, string>(), "QEMU isa-debug-exit: a write of v stops with status (v << 1) | 1"),
@@ -99,6 +100,7 @@ public static class DeviceCatalog
                 int shift = d.Options.TryGetValue("reg-shift", out var sh) ? int.Parse(sh, CultureInfo.InvariantCulture) : 0;
                 var uart = new Uart16550(parts.SerialOutput(d), parts.Clock, shift, d.Name);
                 if (irq is not null) uart.IrqLineChanged += irq;
+                if (parts.SerialInput(d) is { } input) uart.AttachInput(input);
                 parts.Chipset.AddTimedDevice(uart);
                 Map(d, size, uart, parts);
                 return uart;
@@ -169,4 +171,4 @@ public static class DeviceCatalog
 
 /// <summary>What device factories need from the machine being built.</summary>
 internal sealed record MachineParts(PhysicalBus Bus, PortBus Ports, GuestClock Clock, StopRequest Stop, PcChipset Chipset,
-    DeviceLog DeviceLog, Func<DeviceDescription, Stream> SerialOutput, List<IDisposable> Owned);
+    DeviceLog DeviceLog, Func<DeviceDescription, Stream> SerialOutput, Func<DeviceDescription, Stream?> SerialInput, List<IDisposable> Owned);

@@ -130,6 +130,8 @@ public static class MachineDescriptionValidator
                 }
                 if (dev.Options.TryGetValue("output", out var o) && o is not ("host" or "null" or "stdout" or "stderr"))
                     throw new MachineDescriptionException(Opt("output"), $"'{o}' is not allowed; host, null, stdout or stderr.");
+                if (dev.Options.TryGetValue("input", out var inp) && inp is not ("host" or "null" or "stdin"))
+                    throw new MachineDescriptionException(Opt("input"), $"'{inp}' is not allowed; host, null or stdin.");
                 break;
             case "intel,hpet":
                 if (dev.Options.TryGetValue("timers", out var t) && (!int.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n is < 3 or > 32))

@@ -74,7 +74,7 @@ public sealed class MachineDescriptionTests
         yield return new TestCaseData(Machine("""{ "Name": "v", "Compatible": "virtio,mmio", "Base": "0xfeb01000", "Irq": 17, "Options": { "disk-file": "/nonexistent/disk.img" } }"""),
             "$.Machine.Devices[0].Options.disk-file", "does not exist").SetName("Missing disk file");
         yield return new TestCaseData(Machine("""{ "Name": "u", "Compatible": "ns16550a", "Space": "io", "Base": "0x2f8", "Options": { "baud": "9600" } }"""),
-            "$.Machine.Devices[0].Options.baud", "unknown option for ns16550a; allowed: reg-shift, output").SetName("Unknown option");
+            "$.Machine.Devices[0].Options.baud", "unknown option for ns16550a; allowed: reg-shift, output, input").SetName("Unknown option");
         yield return new TestCaseData(Machine("""{ "Name": "u", "Compatible": "ns16550a", "Space": "io", "Base": "0x2f8", "Options": { "reg-shift": "2" } }"""),
             "$.Machine.Devices[0].Options.reg-shift", "needs a memory-space UART").SetName("Register shift on ports");
         // Shape errors.
