@@ -105,3 +105,15 @@ public sealed class KernelLogProvider : ILoggerProvider
         }
     }
 }
+
+/// <summary>The drivers that ship with HwMemModel (devices/HwMemModel.Drivers).</summary>
+public static class BuiltInDrivers
+{
+    /// <summary>Adds the 16550A, HPET, DMA engine and virtio-blk drivers.</summary>
+    public static IServiceCollection AddBuiltInDrivers(this IServiceCollection services)
+        => services
+            .AddPlatformDriver<Drivers.Serial.Ns16550Driver>()
+            .AddPlatformDriver<Drivers.Timers.HpetDriver>()
+            .AddPlatformDriver<Drivers.Dma.DmaEngineDriver>()
+            .AddPlatformDriver<Drivers.Block.VirtioBlkDriver>();
+}

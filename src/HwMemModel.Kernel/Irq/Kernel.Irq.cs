@@ -114,6 +114,9 @@ public sealed partial class Kernel
         public IrqTrigger Trigger;
         public long Count, Unhandled;
         public readonly List<(string Name, IrqHandler Handler, object? DevId, IrqFlags Flags, ulong Action)> Actions = [];
+        // What an interrupt runs: a copy made when handlers change, so a handler may free its own line safely and
+        // taking an interrupt allocates nothing.
+        public (string Name, IrqHandler Handler, object? DevId, IrqFlags Flags, ulong Action)[] Running = [];
     }
 
     /// <summary>Whether a machine's interrupt controllers are attached (<see cref="AttachInterruptPlatform"/>).</summary>
@@ -184,6 +187,7 @@ public sealed partial class Kernel
         ulong action = Kzalloc(IrqActionSize, Gfp.Kernel, "request_threaded_irq");
         if (action == 0) return -Errno.ENOMEM;
         line.Actions.Add((name, handler, devId, flags, action));
+        line.Running = [.. line.Actions];
         if (line.Actions.Count == 1) ProgramLine(irq, masked: false);
         return 0;
     }
@@ -205,6 +209,7 @@ public sealed partial class Kernel
         }
         ulong freed = line.Actions[i].Action;
         line.Actions.RemoveAt(i);
+        line.Running = [.. line.Actions];
         if (line.Actions.Count == 0) ProgramLine(irq, masked: true);
         Kfree(freed, "free_irq");
     }
@@ -261,7 +266,7 @@ public sealed partial class Kernel
                 {
                     var line = _irqs[irq];
                     bool handled = false;
-                    foreach (var action in line.Actions.ToArray())
+                    foreach (var action in line.Running)
                         handled |= action.Handler(irq, action.DevId) == IrqReturn.Handled;
                     line.Count++;
                     if (!handled && ++line.Unhandled == 100_000)
