@@ -4,10 +4,15 @@ using HwMemModel.Mmu;
 namespace HwMemModel.Kernel;
 
 /// <summary>Boot options of the kernel model.</summary>
-public sealed class KernelOptions
+public sealed record KernelOptions
 {
     /// <summary>NUMA nodes, 1 to 64; RAM is split between them in equal contiguous parts.</summary>
     public int Nodes { get; init; } = 1;
+    /// <summary>
+    /// Sizes of the NUMA nodes in address order (each a multiple of 2 MiB, together the RAM size); null splits RAM
+    /// into <see cref="Nodes"/> equal parts. When given, its count is the node count.
+    /// </summary>
+    public IReadOnlyList<ulong>? NodeSizes { get; init; }
     /// <summary>CPU contexts sharing the kernel page tables, 1 to 64.</summary>
     public int Cpus { get; init; } = 1;
     /// <summary>5-level paging and the 5-level layout.</summary>
@@ -78,6 +83,12 @@ public sealed partial class Kernel
     {
         ArgumentNullException.ThrowIfNull(bus);
         options ??= new KernelOptions();
+        if (options.NodeSizes is { } sizes)
+        {
+            if (sizes.Count is < 1 or > 64 || sizes.Any(z => z == 0 || z % PageGeometry.Page2M != 0))
+                throw new ArgumentOutOfRangeException(nameof(options), "KernelOptions.NodeSizes must list 1 to 64 sizes, each a non-zero multiple of 2 MiB.");
+            options = options with { Nodes = sizes.Count };
+        }
         if (options.Nodes is < 1 or > 64) throw new ArgumentOutOfRangeException(nameof(options), options.Nodes, "KernelOptions.Nodes must be 1 to 64.");
         if (options.Cpus is < 1 or > 64) throw new ArgumentOutOfRangeException(nameof(options), options.Cpus, "KernelOptions.Cpus must be 1 to 64.");
         var k = new Kernel(bus, options);
@@ -161,11 +172,17 @@ public sealed partial class Kernel
                 free.Add(piece);
         ulong total = RamEnd;
         ulong per = ((total / (ulong)Options.Nodes) + PageGeometry.Page2M - 1) & ~(PageGeometry.Page2M - 1);
+        // Node i ends at bounds[i]: equal parts, or the cumulative NodeSizes; the last node takes the rest.
+        var bounds = new ulong[Options.Nodes];
+        for (int i = 0; i < bounds.Length; i++)
+            bounds[i] = Options.NodeSizes is { } sizes ? (i == 0 ? 0 : bounds[i - 1]) + sizes[i] : (ulong)(i + 1) * per;
+        bounds[^1] = ulong.MaxValue;
         foreach (var (s, e) in free)
             for (ulong a = s; a < e;)
             {
-                int node = (int)Math.Min((ulong)(Options.Nodes - 1), a / per);
-                ulong nodeEnd = node == Options.Nodes - 1 ? e : Math.Min(e, (ulong)(node + 1) * per);
+                int node = 0;
+                while (a >= bounds[node]) node++;
+                ulong nodeEnd = Math.Min(e, bounds[node]);
                 yield return new PhysRange(a, nodeEnd, node);
                 a = nodeEnd;
             }

@@ -38,6 +38,9 @@ public static class ServiceCollectionExtensions
         services.AddSingleton(sp => sp.GetRequiredService<SimulatedMachine>().Clock);
         services.AddSingleton(sp => sp.GetRequiredService<SimulatedMachine>().Kernel);
         services.AddSingleton(sp => sp.GetRequiredService<SimulatedMachine>().Drivers);
+        services.AddSingleton(sp => sp.GetRequiredService<SimulatedMachine>().Chipset);
+        services.AddSingleton(sp => sp.GetRequiredService<SimulatedMachine>().DeviceLog);
+        services.AddSingleton(sp => sp.GetRequiredService<SimulatedMachine>().Stop);
         services.AddSingleton(sp => sp.GetRequiredService<KernelModel>().Memory);
         services.AddSingleton<ISlabApi>(sp => sp.GetRequiredService<KernelModel>());
         services.AddSingleton<IVmallocApi>(sp => sp.GetRequiredService<KernelModel>());

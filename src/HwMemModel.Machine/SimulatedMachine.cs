@@ -47,7 +47,7 @@ public sealed class SimulatedMachine : IInterruptPlatform, IDisposable
             if (d.Irq is { } irq) resources.Add(new DeviceResource(ResourceKind.Irq, (ulong)irq, 1, d.Name, d.Trigger ?? kind.DefaultTrigger));
             _platformDevices.Add(new PlatformDevice(d.Name, d.Compatible, resources, d.Options));
         }
-        Kernel = KernelModel.Boot(Bus, new KernelOptions { Nodes = description.NumaNodes, Cpus = description.Cpus, FiveLevel = description.FiveLevel, Tlb = description.Tlb });
+        Kernel = KernelModel.Boot(Bus, new KernelOptions { Nodes = description.NumaNodes, NodeSizes = description.NumaNodeSizes, Cpus = description.Cpus, FiveLevel = description.FiveLevel, Tlb = description.Tlb });
         DeviceLog.Reported += Kernel.Log.Print;
         Kernel.AttachPortBus(Ports);
         Kernel.AttachInterruptPlatform(this);

@@ -56,7 +56,9 @@ public sealed class TlbGeometry
         Pml4CacheEntries = 2,
     };
 
-    internal void Validate()
+    /// <summary>Checks the geometry: entries a positive multiple of ways, a power-of-two number of sets, each page size in one array per level, cache sizes 0 or more.</summary>
+    /// <exception cref="ArgumentException">The geometry cannot be built; the message says which array and what is allowed.</exception>
+    public void Validate()
     {
         foreach (var list in new[] { InstructionL1, DataL1, UnifiedL2 })
         {

@@ -14,8 +14,10 @@ public sealed record MachineDescription
 {
     /// <summary>RAM in bytes: a multiple of 1 MiB from 32 MiB (the kernel model's minimum) to 3 GiB.</summary>
     public ulong RamSize { get; init; } = DefaultMachine.DefaultRamSize;
-    /// <summary>NUMA nodes the RAM is split into, in equal contiguous parts (1 to 64).</summary>
+    /// <summary>NUMA nodes the RAM is split into, in equal contiguous parts (1 to 64), unless <see cref="NumaNodeSizes"/> is given.</summary>
     public int NumaNodes { get; init; } = 1;
+    /// <summary>Sizes of the NUMA nodes in address order (multiples of 2 MiB adding up to <see cref="RamSize"/>); null for equal parts.</summary>
+    public IReadOnlyList<ulong>? NumaNodeSizes { get; init; }
     /// <summary>CPU contexts (1 to 64).</summary>
     public int Cpus { get; init; } = 1;
     /// <summary>TLB geometry of every CPU; <see cref="TlbGeometry.Default"/> when null.</summary>

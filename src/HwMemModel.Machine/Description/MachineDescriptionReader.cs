@@ -69,16 +69,27 @@ public static class MachineDescriptionReader
         CheckKeys(root, MachineKeys, rootPath);
         var d = new MachineDescription();
         var defaults = d;
+        var numa = root.GetSection("NumaNodes");
+        IReadOnlyList<ulong>? nodeSizes = null;
+        if (numa.Exists() && numa.Value is null or "")
+        {
+            nodeSizes = numa.GetChildren().OrderBy(c => int.TryParse(c.Key, out var i) ? i : int.MaxValue)
+                .Select(c => Quantity.TryParseSize(c.Value ?? "", out var n) ? n
+                    : throw new MachineDescriptionException($"{rootPath}.NumaNodes[{c.Key}]", $"'{c.Value}' is not a size; use e.g. 64M."))
+                .ToArray();
+        }
         d = d with
         {
             RamSize = Size(root, "RamSize", rootPath) ?? defaults.RamSize,
-            NumaNodes = Int(root, "NumaNodes", rootPath) ?? defaults.NumaNodes,
+            NumaNodes = nodeSizes?.Count ?? Int(root, "NumaNodes", rootPath) ?? defaults.NumaNodes,
+            NumaNodeSizes = nodeSizes,
             Cpus = Int(root, "Cpus", rootPath) ?? defaults.Cpus,
             FiveLevel = Bool(root, "FiveLevel", rootPath) ?? false,
             IoApicBase = Number(root, "IoApicBase", rootPath) ?? defaults.IoApicBase,
             LocalApicBase = Number(root, "LocalApicBase", rootPath) ?? defaults.LocalApicBase,
         };
-        if (root["Tlb"] is { } tlb)
+        var tlbSection = root.GetSection("Tlb");
+        if (tlbSection.Value is { } tlb)
         {
             d = d with
             {
@@ -88,9 +99,13 @@ public static class MachineDescriptionReader
                     "default" => TlbGeometry.Default,
                     "tiny" => TlbGeometry.Tiny,
                     "none" => TlbGeometry.None,
-                    _ => throw new MachineDescriptionException($"{rootPath}.Tlb", $"unknown TLB geometry '{tlb}'; allowed: default, tiny, none."),
+                    _ => throw new MachineDescriptionException($"{rootPath}.Tlb", $"unknown TLB geometry '{tlb}'; allowed: default, tiny, none, or an object with InstructionL1, DataL1, UnifiedL2 arrays."),
                 },
             };
+        }
+        else if (tlbSection.Exists())
+        {
+            d = d with { TlbName = "custom", Tlb = ReadTlb(tlbSection, $"{rootPath}.Tlb") };
         }
         var devices = new List<DeviceDescription>();
         var devicesSection = root.GetSection("Devices");
@@ -109,6 +124,45 @@ public static class MachineDescriptionReader
         d = d with { Devices = devices };
         MachineDescriptionValidator.Validate(d);
         return d;
+    }
+
+    private static readonly string[] TlbKeys = ["InstructionL1", "DataL1", "UnifiedL2", "PagingStructureCaches", "Pml5CacheEntries", "Pml4CacheEntries", "PdptCacheEntries", "PdCacheEntries"];
+    private static readonly string[] TlbArrayKeys = ["Name", "Entries", "Ways", "PageSizes"];
+
+    // A custom geometry: { "DataL1": [ { "Name": "DTLB-4K", "Entries": 64, "Ways": 4, "PageSizes": [ "4K" ] } ], ... }.
+    private static TlbGeometry ReadTlb(IConfigurationSection s, string path)
+    {
+        CheckKeys(s, TlbKeys, path);
+        IReadOnlyList<TlbArrayConfig> Arrays(string key)
+        {
+            var list = new List<TlbArrayConfig>();
+            foreach (var a in s.GetSection(key).GetChildren())
+            {
+                string ap = $"{path}.{key}[{a.Key}]";
+                CheckKeys(a, TlbArrayKeys, ap);
+                var sizes = a.GetSection("PageSizes").GetChildren().Select(c => (c.Value ?? "").ToUpperInvariant() switch
+                {
+                    "4K" => PageSize.Size4K,
+                    "2M" => PageSize.Size2M,
+                    "1G" => PageSize.Size1G,
+                    var v => throw new MachineDescriptionException($"{ap}.PageSizes", $"'{v}' is not a page size; allowed: 4K, 2M, 1G."),
+                }).ToArray();
+                list.Add(new TlbArrayConfig(a["Name"] ?? $"{key}-{a.Key}", Int(a, "Entries", ap) ?? 0, Int(a, "Ways", ap) ?? 0, sizes));
+            }
+            return list;
+        }
+        var defaults = new TlbGeometry();
+        return new TlbGeometry
+        {
+            InstructionL1 = Arrays("InstructionL1"),
+            DataL1 = Arrays("DataL1"),
+            UnifiedL2 = Arrays("UnifiedL2"),
+            PagingStructureCaches = Bool(s, "PagingStructureCaches", path) ?? defaults.PagingStructureCaches,
+            Pml5CacheEntries = Int(s, "Pml5CacheEntries", path) ?? defaults.Pml5CacheEntries,
+            Pml4CacheEntries = Int(s, "Pml4CacheEntries", path) ?? defaults.Pml4CacheEntries,
+            PdptCacheEntries = Int(s, "PdptCacheEntries", path) ?? defaults.PdptCacheEntries,
+            PdCacheEntries = Int(s, "PdCacheEntries", path) ?? defaults.PdCacheEntries,
+        };
     }
 
     private static DeviceDescription ReadDevice(IConfigurationSection s, string path)

@@ -35,8 +35,30 @@ public static class MachineDescriptionValidator
             throw new MachineDescriptionException($"{Root}.RamSize", $"{d.RamSize} bytes is not allowed; RAM must be a multiple of 1 MiB from 32M to 3G (the kernel model needs 32 MiB; the pc map has no RAM above 3 GiB here).");
         if (d.NumaNodes is < 1 or > 64)
             throw new MachineDescriptionException($"{Root}.NumaNodes", $"{d.NumaNodes} is out of range; 1 to 64 nodes.");
-        if (d.RamSize / (ulong)d.NumaNodes < 4 * MiB)
+        if (d.NumaNodeSizes is { } sizes)
+        {
+            if (sizes.Count != d.NumaNodes)
+                throw new MachineDescriptionException($"{Root}.NumaNodes", $"{sizes.Count} node sizes are given for {d.NumaNodes} nodes; give one size per node.");
+            for (int i = 0; i < sizes.Count; i++)
+                if (sizes[i] < 4 * MiB || sizes[i] % (2 * MiB) != 0)
+                    throw new MachineDescriptionException($"{Root}.NumaNodes[{i}]", $"{sizes[i]} bytes is not allowed; a node is a multiple of 2 MiB, at least 4 MiB.");
+            ulong sum = sizes.Aggregate(0UL, (a, b) => a + b);
+            if (sum != d.RamSize)
+                throw new MachineDescriptionException($"{Root}.NumaNodes", $"the node sizes add up to {sum >> 20} MiB but RamSize is {d.RamSize >> 20} MiB; they must be equal.");
+        }
+        else if (d.RamSize / (ulong)d.NumaNodes < 4 * MiB)
             throw new MachineDescriptionException($"{Root}.NumaNodes", $"{d.NumaNodes} nodes leave less than 4 MiB of RAM per node; use fewer nodes or more RAM.");
+        if (d.Tlb is { } tlb)
+        {
+            try
+            {
+                tlb.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                throw new MachineDescriptionException($"{Root}.Tlb", e.Message);
+            }
+        }
         if (d.Cpus is < 1 or > 64)
             throw new MachineDescriptionException($"{Root}.Cpus", $"{d.Cpus} is out of range; 1 to 64 CPUs.");
 

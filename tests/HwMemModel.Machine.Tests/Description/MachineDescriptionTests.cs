@@ -96,6 +96,14 @@ public sealed class MachineDescriptionTests
         yield return new TestCaseData(Machine("", ", \"Cpus\": 65"), "$.Machine.Cpus", "65 is out of range; 1 to 64").SetName("Too many CPUs");
         yield return new TestCaseData(Machine("", ", \"Tlb\": \"huge\""), "$.Machine.Tlb", "allowed: default, tiny, none").SetName("Unknown TLB geometry");
         yield return new TestCaseData("""{ "Machine": { "RamSize": "64M", """, "$", "not valid JSON").SetName("Broken JSON");
+        yield return new TestCaseData("""{ "Machine": { "RamSize": "64M", "NumaNodes": [ "32M", "16M" ] } }""",
+            "$.Machine.NumaNodes", "the node sizes add up to 48 MiB but RamSize is 64 MiB").SetName("NUMA sizes not adding up");
+        yield return new TestCaseData("""{ "Machine": { "RamSize": "64M", "NumaNodes": [ "33M", "31M" ] } }""",
+            "$.Machine.NumaNodes[0]", "a multiple of 2 MiB").SetName("NUMA node not 2 MiB aligned");
+        yield return new TestCaseData("""{ "Machine": { "RamSize": "64M", "Tlb": { "DataL1": [ { "Entries": 48, "Ways": 4, "PageSizes": [ "4K" ] } ] } } }""",
+            "$.Machine.Tlb", "the number of sets (entries / ways) must be a power of two").SetName("TLB with 12 sets");
+        yield return new TestCaseData("""{ "Machine": { "RamSize": "64M", "Tlb": { "DataL1": [ { "Entries": 64, "Ways": 4, "PageSizes": [ "8K" ] } ] } } }""",
+            "$.Machine.Tlb.DataL1[0].PageSizes", "'8K' is not a page size; allowed: 4K, 2M, 1G").SetName("TLB page size unknown");
     }
 
     [TestCaseSource(nameof(BadDescriptions))]
@@ -105,6 +113,23 @@ public sealed class MachineDescriptionTests
         Assert.That(e.JsonPath, Is.EqualTo(path));
         Assert.That(e.Message, Does.StartWith(path + ": "));
         Assert.That(e.Message, Does.Contain(message));
+    }
+
+    [Test]
+    public void Uneven_NUMA_nodes_and_a_custom_TLB_reach_the_kernel_and_its_CPUs()
+    {
+        var d = MachineDescriptionReader.FromJson("""
+            { "Machine": { "RamSize": "128M", "NumaNodes": [ "96M", "32M" ],
+              "Tlb": { "DataL1": [ { "Name": "D4K", "Entries": 16, "Ways": 4, "PageSizes": [ "4K" ] } ], "PagingStructureCaches": false } } }
+            """);
+        Assert.That(d.NumaNodes, Is.EqualTo(2));
+        using var m = SimulatedMachine.Build(d);
+        var zones = m.Kernel.Pages.Zones;
+        // Node 1 starts at 96 MiB: every zone of node 1 lies at or above it, every zone of node 0 below it.
+        Assert.That(m.Kernel.Pages.NodeOf(95UL << 20), Is.Zero);
+        Assert.That(m.Kernel.Pages.NodeOf(96UL << 20), Is.EqualTo(1));
+        Assert.That(m.Kernel.Cpus[0].Mmu.Geometry.DataL1.Single().Entries, Is.EqualTo(16));
+        Assert.That(zones, Is.Not.Empty);
     }
 
     [Test]
