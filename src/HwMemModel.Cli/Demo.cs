@@ -69,6 +69,8 @@ public static class Demo
         o.WriteLine();
         KernelDemo.Run(o);
         o.WriteLine();
+        DevicesDemo.Run(o);
+        o.WriteLine();
         FirmwareDemo.Run(o);
         return 0;
     }
