@@ -67,11 +67,18 @@ public sealed partial class Kernel : IDmaAccessMonitor
         }
         int order = KmemCache.GetOrder(size);
         if (order > PageAllocator.MaxOrder) return 0;
-        // dma_direct_alloc: GFP_DMA32 when the coherent mask cannot reach all RAM (and GFP_DMA for masks below 16 MiB).
-        Gfp zoneBits = device.CoherentDmaMask < 0xFF_FFFF ? Gfp.Dma : device.CoherentDmaMask < RamEnd - 1 ? Gfp.Dma32 : 0;
+        // dma_direct_optimal_gfp_mask: GFP_DMA for a mask within ZONE_DMA (24 bits), GFP_DMA32 for one within 32 bits;
+        // __dma_direct_alloc_pages retries with GFP_DMA when the pages it got are not addressable.
+        Gfp zoneBits = device.CoherentDmaMask <= 0xFF_FFFF ? Gfp.Dma : device.CoherentDmaMask <= uint.MaxValue ? Gfp.Dma32 : 0;
+        ulong bytes = PageAllocator.PageSize << order;
         var pa = Pages.AllocPages((gfp & ~(Gfp.Dma | Gfp.Dma32)) | zoneBits | Gfp.Zero, order, PageAllocator.NumaNoNode, caller);
+        if (pa is { } first && first + bytes - 1 > device.CoherentDmaMask && zoneBits != Gfp.Dma)
+        {
+            Pages.FreePages(first, order, caller);
+            pa = Pages.AllocPages((gfp & ~(Gfp.Dma | Gfp.Dma32)) | Gfp.Dma | Gfp.Zero, order, PageAllocator.NumaNoNode, caller);
+        }
         if (pa is null) return 0;
-        if (pa.Value + (PageAllocator.PageSize << order) - 1 > device.CoherentDmaMask)
+        if (pa.Value + bytes - 1 > device.CoherentDmaMask)
         {
             Pages.FreePages(pa.Value, order, caller);
             return 0;

@@ -39,8 +39,11 @@ public sealed class DmaApiTests
     public void A_24_bit_coherent_mask_gets_memory_below_16_MiB()
     {
         Assert.That(_k.DmaSetMaskAndCoherent(_dev, 0xFF_FFFF), Is.Zero);
-        _k.DmaAllocCoherent(_dev, 4096, out ulong handle);
+        ulong va = _k.DmaAllocCoherent(_dev, 4096, out ulong handle);
+        Assert.That(va, Is.Not.Zero);
+        Assert.That(handle, Is.Not.Zero);
         Assert.That(handle + 4095, Is.LessThanOrEqualTo(0xFF_FFFFUL));
+        Assert.That(_k.Pages.ZoneOf(handle).Type, Is.EqualTo(ZoneType.Dma));
         Assert.That(_k.DmaSetMaskAndCoherent(_dev, 0xFFFF), Is.EqualTo(-Errno.EIO));
     }
 
