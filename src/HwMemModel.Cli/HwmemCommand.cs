@@ -12,6 +12,12 @@ public static class HwmemCommand
     public const int ExitUsage = 2;
     /// <summary>Exit status when the walk faults (the explanation is still printed).</summary>
     public const int ExitFault = 3;
+    /// <summary>Exit status for a machine description that cannot be built (the message names the JSON path).</summary>
+    public const int ExitMachineDescription = 5;
+    /// <summary>Exit status when the kernel model stopped (an oops or a panic; the report is printed).</summary>
+    public const int ExitKernelStop = 7;
+    /// <summary>Exit status for an error of the tool itself (EX_SOFTWARE); --verbose prints the stack trace.</summary>
+    public const int ExitInternal = 70;
 
     /// <summary>Parses and runs <paramref name="args"/>, writing to the given writers; returns the exit status.</summary>
     /// <param name="args">The command line.</param>
@@ -30,9 +36,14 @@ public static class HwmemCommand
         var access = new Option<string>("--access") { Description = "read, write or fetch.", DefaultValueFactory = _ => "read" };
         access.AcceptOnlyFromAmong("read", "write", "fetch");
         var user = new Option<bool>("--user") { Description = "A user-mode (CPL 3) access." };
+        var walkMachine = KernelViews.MachineOption();
+        walkMachine.Description = "Walk the kernel model's page tables (CPU 0) on this machine (a JSON description, or 'default' for the built-in one) instead of the built-in demo page-table set.";
+        var walkJson = KernelViews.JsonOption();
         var implicitOpt = new Option<bool>("--implicit") { Description = "An implicit supervisor-mode access (descriptor-table style)." };
-        var walk = new Command("walk", "Explain the walk of VA on the built-in page-table set, level by level, with the verdict in words.");
+        var walk = new Command("walk", "Explain the walk of VA level by level (entry address, raw value, decoded flags) with the verdict in words: on the built-in demo page-table set, or with --machine on the kernel model's page tables.");
         walk.Arguments.Add(vaArg);
+        walk.Options.Add(walkMachine);
+        walk.Options.Add(walkJson);
         walk.Options.Add(access);
         walk.Options.Add(user);
         walk.Options.Add(implicitOpt);
@@ -51,9 +62,18 @@ public static class HwmemCommand
             }
             var kind = r.GetValue(access) switch { "write" => AccessKind.Write, "fetch" => AccessKind.Execute, _ => AccessKind.Read };
             var priv = r.GetValue(user) ? Privilege.User : r.GetValue(implicitOpt) ? Privilege.ImplicitSupervisor : Privilege.Supervisor;
-            var machine = DemoPageTables.Create();
-            var e = machine.Cpu.Mmu.Explain(va, kind, priv);
-            stdout.Write(e.ToString());
+            WalkExplanation e;
+            if (r.GetValue(walkMachine) is { } file)
+            {
+                using var built = KernelViews.Build(file == "default" ? null : file);
+                e = built.Machine.Kernel.Cpus[0].Mmu.Explain(va, kind, priv);
+            }
+            else
+            {
+                e = DemoPageTables.Create().Cpu.Mmu.Explain(va, kind, priv);
+            }
+            if (r.GetValue(walkJson)) stdout.WriteLine(System.Text.Json.JsonSerializer.Serialize(KernelViews.WalkData(e), KernelViews.Json));
+            else stdout.Write(e.ToString());
             return e.Fault.IsFault ? ExitFault : 0;
         });
         root.Subcommands.Add(walk);
@@ -66,16 +86,41 @@ public static class HwmemCommand
         e820.SetAction(_ => { stdout.Write(DefaultMachine.CreateBus().FormatE820()); return 0; });
         root.Subcommands.Add(e820);
 
+        KernelViews.Add(root, stdout);
         RunCommand.Add(root, stdout, stderr, rawStdout);
         BenchCommand.Add(root, stdout, stderr);
 
+        var verbose = new Option<bool>("--verbose") { Description = "On an internal error, print the stack trace too.", Recursive = true };
+        root.Options.Add(verbose);
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0 && args.Length > 0)
         {
             foreach (var error in parse.Errors) stderr.WriteLine($"hwmem: {error.Message}");
             return ExitUsage;
         }
-        return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e)
+        {
+            return ReportError(e, parse.GetValue(verbose), stderr);
+        }
+    }
+
+    /// <summary>One line per error, a distinct exit status per kind; the stack trace only with --verbose.</summary>
+    private static int ReportError(Exception e, bool verbose, TextWriter stderr)
+    {
+        (string message, int status) = e switch
+        {
+            Machine.Description.MachineDescriptionException d => ($"hwmem: machine description: {d.Message}", ExitMachineDescription),
+            Kernel.KernelStopException k => ($"hwmem: the kernel model stopped:\n{k.Report}", ExitKernelStop),
+            IOException or UnauthorizedAccessException => ($"hwmem: {e.Message}", ExitUsage),
+            _ => ($"hwmem: internal error: {e.GetType().Name}: {e.Message}{(verbose ? "" : " (run with --verbose for the stack trace)")}", ExitInternal),
+        };
+        stderr.WriteLine(message);
+        if (verbose) stderr.WriteLine(e.ToString());
+        return status;
     }
 
     /// <summary>Parses "0x..." hex or decimal, with optional '_' or '\'' separators.</summary>

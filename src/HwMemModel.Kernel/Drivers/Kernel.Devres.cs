@@ -30,12 +30,13 @@ public sealed partial class Kernel : ISlabApi, IVmallocApi, IIoMemApi, IDmaApi, 
     private ulong DevresAlloc(ulong payload, string caller) => Kmalloc(DevresNodeSize + payload, Gfp.Kernel, caller);
 
     /// <inheritdoc />
+    /// <remarks>/proc/vmallocinfo names the caller as Linux does for these: __devm_ioremap (or __devm_ioremap_resource).</remarks>
     public ulong DevmIoRemap(PlatformDevice device, ulong pa, ulong size, [CallerMemberName] string caller = "")
-        => ManageIoRemap(device, () => IoRemap(pa, size, caller), pa, size, "ioremap", caller);
+        => ManageIoRemap(device, () => IoRemap(pa, size, "__devm_ioremap"), pa, size, "ioremap", caller);
 
     /// <inheritdoc />
     public ulong DevmIoRemapWc(PlatformDevice device, ulong pa, ulong size, [CallerMemberName] string caller = "")
-        => ManageIoRemap(device, () => IoRemapWc(pa, size, caller), pa, size, "ioremap_wc", caller);
+        => ManageIoRemap(device, () => IoRemapWc(pa, size, "__devm_ioremap"), pa, size, "ioremap_wc", caller);
 
     /// <inheritdoc />
     public ulong DevmPlatformIoRemapResource(PlatformDevice device, int index = 0, [CallerMemberName] string caller = "")
@@ -46,7 +47,7 @@ public sealed partial class Kernel : ISlabApi, IVmallocApi, IIoMemApi, IDmaApi, 
             Log.Print($"{device.Name}: invalid resource (memory resource {index} missing)");
             return 0;
         }
-        return DevmIoRemap(device, r.Start, r.Size, caller);
+        return ManageIoRemap(device, () => IoRemap(r.Start, r.Size, "__devm_ioremap_resource"), r.Start, r.Size, "ioremap", caller);
     }
 
     /// <inheritdoc />
