@@ -87,6 +87,7 @@ public static class HwmemCommand
         root.Subcommands.Add(e820);
 
         KernelViews.Add(root, stdout);
+        ScriptCommand.Add(root, stdout, stderr);
         RunCommand.Add(root, stdout, stderr, rawStdout);
         BenchCommand.Add(root, stdout, stderr);
 

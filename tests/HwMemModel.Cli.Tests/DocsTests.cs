@@ -1,0 +1,78 @@
+using System.Text.RegularExpressions;
+using HwMemModel.Cli;
+
+namespace HwMemModel.Cli.Tests;
+
+/// <summary>
+/// The docs cannot rot: every <c>$ hwmem ...</c> command in a <c>```console</c> block of docs/ is run and its output
+/// compared with the lines that follow it in the block (trailing spaces aside).
+/// </summary>
+public sealed partial class DocsTests
+{
+    private static string RepoRoot()
+    {
+        var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "HwMemModel.sln"))) dir = dir.Parent;
+        return dir?.FullName ?? throw new InvalidOperationException("HwMemModel.sln not found above the test directory.");
+    }
+
+    private static IEnumerable<TestCaseData> Examples()
+    {
+        string root = RepoRoot();
+        foreach (string md in Directory.EnumerateFiles(Path.Combine(root, "docs"), "*.md", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        {
+            string rel = Path.GetRelativePath(root, md);
+            foreach (Match block in ConsoleBlock().Matches(File.ReadAllText(md)))
+            {
+                string? command = null;
+                var expected = new List<string>();
+                foreach (string line in block.Groups["body"].Value.Split('\n'))
+                {
+                    if (line.StartsWith("$ hwmem ", StringComparison.Ordinal))
+                    {
+                        if (command is not null) yield return Case(rel, command, expected);
+                        command = line[8..];
+                        expected = [];
+                    }
+                    else if (command is not null)
+                    {
+                        expected.Add(line);
+                    }
+                }
+                if (command is not null) yield return Case(rel, command, expected);
+            }
+        }
+    }
+
+    private static TestCaseData Case(string file, string command, List<string> expected)
+        => new TestCaseData(command, string.Join('\n', expected)).SetName($"{file}: hwmem {command}");
+
+    [TestCaseSource(nameof(Examples))]
+    public void Documented_commands_print_what_the_docs_show(string command, string expected)
+    {
+        string cwd = Environment.CurrentDirectory;
+        Environment.CurrentDirectory = RepoRoot();
+        try
+        {
+            var o = new StringWriter();
+            var e = new StringWriter();
+            int code = HwmemCommand.Run(command.Split(' ', StringSplitOptions.RemoveEmptyEntries), o, e);
+            Assert.That(code, Is.Zero, e.ToString());
+            Assert.That(Normalize(o.ToString()), Is.EqualTo(Normalize(expected)));
+        }
+        finally
+        {
+            Environment.CurrentDirectory = cwd;
+        }
+    }
+
+    [Test]
+    public void The_docs_have_examples_to_check()
+        => Assert.That(Examples().Count(), Is.GreaterThanOrEqualTo(3), "the three labs at least");
+
+    private static string Normalize(string text)
+        => string.Join('\n', text.Replace("\r", "", StringComparison.Ordinal).Split('\n').Select(l => l.TrimEnd())).TrimEnd('\n');
+
+    [GeneratedRegex("```console\\n(?<body>.*?)```", RegexOptions.Singleline)]
+    private static partial Regex ConsoleBlock();
+}
