@@ -90,6 +90,7 @@ public static class HwmemCommand
         ScriptCommand.Add(root, stdout, stderr);
         RunCommand.Add(root, stdout, stderr, rawStdout);
         BenchCommand.Add(root, stdout, stderr);
+        Plots.PlotCommands.Add(root, stdout, stderr);
 
         var verbose = new Option<bool>("--verbose") { Description = "On an internal error, print the stack trace too.", Recursive = true };
         root.Options.Add(verbose);

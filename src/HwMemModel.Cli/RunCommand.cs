@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
+using HwMemModel.Cli.Gdb;
 using HwMemModel.Cpu;
 using HwMemModel.Machine;
 using HwMemModel.Machine.Boot;
@@ -30,18 +31,20 @@ public static class RunCommand
         var memory = new Option<string>("--memory", "-m") { Description = "RAM size: bytes or a number with K, M or G (1 MiB granularity, 2M to 3G).", DefaultValueFactory = _ => "128M" };
         var max = new Option<long?>("--max-instructions") { Description = "Stop after this many instructions (exit status 4) with a report of where the CPU was." };
         var trace = new Option<bool>("--trace") { Description = "Print every instruction (Iced's formatter), its memory accesses with virtual and physical addresses, and each fault with its walk explanation, on standard error." };
-        var cmd = new Command("run", "Run a firmware image or a multiboot kernel on the default machine (a QEMU pc subset). COM1 goes to standard output; the exit status mirrors QEMU's isa-debug-exit ((v<<1)|1), 0 after a triple fault, 2 for bad input, 4 when --max-instructions ran out, 6 for a halt nothing can wake, 8 for a state the model does not model.");
+        var gdb = new Option<int?>("--gdb") { Description = "Wait for GDB on 127.0.0.1:PORT (0 picks a free port, printed on standard error) and run under its control: registers, memory by virtual address, breakpoints, single step, monitor walk/ptdump/tlb." };
+        var cmd = new Command("run", "Run a firmware image or a multiboot kernel on the default machine (a QEMU pc subset). COM1 goes to standard output; the exit status mirrors QEMU's isa-debug-exit ((v<<1)|1), 0 after a triple fault, 2 for bad input, 4 when --max-instructions ran out, 6 for a halt nothing can wake, 8 for a state the model does not model, 10 when GDB (--gdb) closed the connection.");
         cmd.Options.Add(bios);
         cmd.Options.Add(kernel);
         cmd.Options.Add(append);
         cmd.Options.Add(memory);
         cmd.Options.Add(max);
         cmd.Options.Add(trace);
-        cmd.SetAction(r => Execute(r.GetValue(bios), r.GetValue(kernel), r.GetValue(append), r.GetValue(memory)!, r.GetValue(max), r.GetValue(trace), stdout, stderr, rawStdout));
+        cmd.Options.Add(gdb);
+        cmd.SetAction(r => Execute(r.GetValue(bios), r.GetValue(kernel), r.GetValue(append), r.GetValue(memory)!, r.GetValue(max), r.GetValue(trace), r.GetValue(gdb), stdout, stderr, rawStdout));
         root.Subcommands.Add(cmd);
     }
 
-    private static int Execute(string? bios, string? kernel, string? append, string memory, long? max, bool trace,
+    private static int Execute(string? bios, string? kernel, string? append, string memory, long? max, bool trace, int? gdb,
         TextWriter stdout, TextWriter stderr, Stream? rawStdout)
     {
         if ((bios is null) == (kernel is null))
@@ -62,6 +65,11 @@ public static class RunCommand
         if (max is < 0)
         {
             stderr.WriteLine($"hwmem run: --max-instructions {max} is negative; give 0 or more.");
+            return HwmemCommand.ExitUsage;
+        }
+        if (gdb is < 0 or > 65535)
+        {
+            stderr.WriteLine($"hwmem run: --gdb {gdb} is not a TCP port; give 1 to 65535, or 0 to pick a free one.");
             return HwmemCommand.ExitUsage;
         }
         string path = (bios ?? kernel)!;
@@ -101,6 +109,11 @@ public static class RunCommand
         RunResult result;
         try
         {
+            if (gdb is int port)
+            {
+                void Flush() { traceWriter?.Flush(); serial.Flush(); }
+                return GdbStub.Serve(machine.Cpu, port, max ?? long.MaxValue, stderr, r => { Flush(); return ExitStatus(r, machine, stderr); }, Flush);
+            }
             result = machine.Run(max ?? long.MaxValue);
         }
         finally
@@ -108,6 +121,11 @@ public static class RunCommand
             traceWriter?.Flush();
             serial.Flush();
         }
+        return ExitStatus(result, machine, stderr);
+    }
+
+    private static int ExitStatus(RunResult result, PcMachine machine, TextWriter stderr)
+    {
         int? status = PcMachine.QemuExitStatus(result, machine.Stop);
         if (status is int s) return s;
         stderr.WriteLine($"hwmem run: {result.Report} ({result.Instructions} instructions)");

@@ -19,6 +19,12 @@ public sealed record PcMachineOptions
     public CpuFeatures? Features { get; init; }
     /// <summary>TLB geometry; <see cref="TlbGeometry.Default"/> when null.</summary>
     public TlbGeometry? Tlb { get; init; }
+    /// <summary>
+    /// A machine description (<c>hwmem run --machine FILE.json</c>): its RAM size, TLB geometry and devices around the
+    /// pc chipset replace the built-in QEMU pc subset; UARTs with output "host" write to <see cref="SerialOutput"/>.
+    /// Null for the built-in machine.
+    /// </summary>
+    public Description.MachineDescription? Description { get; init; }
 }
 
 /// <summary>
@@ -33,20 +39,38 @@ public sealed class PcMachine : IInterruptSource
 
     private PcMachine(PcMachineOptions options)
     {
-        RamSize = options.RamSize;
-        Bus = DefaultMachine.CreateBus(options.RamSize, options.Bios);
+        var description = options.Description;
+        if (description is not null) Description.MachineDescriptionValidator.Validate(description);
+        RamSize = description?.RamSize ?? options.RamSize;
+        Bus = DefaultMachine.CreateBus(RamSize, options.Bios);
         Bus.AddRom("option rom", OptionRomBase, new byte[0x2_0000]);
         Ports = new PortBus { UnmappedPolicy = UnmappedPolicy.AllOnes };
         Clock = new GuestClock();
         Stop = new StopRequest();
-        Devices = PcPlatform.AddDefaultDevices(Bus, Ports, Clock, Stop, options.SerialOutput ?? Stream.Null, options.RamSize);
-        Context = new CpuContext(Bus, 0, options.Features, options.Tlb);
+        var serial = options.SerialOutput ?? Stream.Null;
+        if (description is null)
+        {
+            Devices = PcPlatform.AddDefaultDevices(Bus, Ports, Clock, Stop, serial, RamSize);
+            Chipset = Devices.Chipset;
+        }
+        else
+        {
+            Chipset = PcChipset.Add(Bus, Ports, Clock, Stop, RamSize, description.IoApicBase, description.LocalApicBase);
+            var parts = new Description.MachineParts(Bus, Ports, Clock, Stop, Chipset, DeviceLog,
+                d => d.Options.TryGetValue("output", out var o) && o == "host" ? serial : Stream.Null, _ => null, _owned);
+            foreach (var d in description.Devices)
+                _models[d.Name] = Description.DeviceCatalog.Create(d, Description.DeviceCatalog.Find(d.Compatible)!, parts);
+        }
+        Context = new CpuContext(Bus, 0, options.Features, description?.Tlb ?? options.Tlb);
         // QEMU's "-cpu max" under TCG identifies as an AMD processor with signature 0x00060FB1 (family 0xF,
         // model 0x6B, stepping 1; firmware/expected/hello.txt and QEMU's monitor).
         var cpuid = new CpuidModel(Context.Features) { Vendor = "AuthenticAMD", Signature = 0x0006_0FB1 };
         Cpu = new X86Cpu(Context, Ports, Clock, Stop, cpuid) { Interrupts = this };
-        Cpu.ApicBaseWritten += v => Devices.LocalApic.GloballyEnabled = (v & (1UL << 11)) != 0;
+        Cpu.ApicBaseWritten += v => Chipset.LocalApic.GloballyEnabled = (v & (1UL << 11)) != 0;
     }
+
+    private readonly Dictionary<string, object> _models = new(StringComparer.Ordinal);
+    private readonly List<IDisposable> _owned = [];
 
     /// <summary>Creates the machine with the built-in blank BIOS or <see cref="PcMachineOptions.Bios"/>, the CPU at its reset state.</summary>
     public static PcMachine Create(PcMachineOptions? options = null) => new(options ?? new PcMachineOptions());
@@ -87,8 +111,18 @@ public sealed class PcMachine : IInterruptSource
     public GuestClock Clock { get; }
     /// <summary>Stop requests (isa-debug-exit, reset).</summary>
     public StopRequest Stop { get; }
-    /// <summary>The platform devices.</summary>
-    public PcDevices Devices { get; }
+    /// <summary>The platform devices of the built-in machine; null for a machine built from a description.</summary>
+    public PcDevices? Devices { get; }
+    /// <summary>The pc chipset (interrupt controllers, PIT, RTC, i8042) of either kind of machine.</summary>
+    public PcChipset Chipset { get; }
+    /// <summary>Guest mistakes the devices reported (a machine built from a description).</summary>
+    public Devices.Common.DeviceLog DeviceLog { get; } = new();
+
+    /// <summary>A device of a machine built from a description, by name.</summary>
+    /// <exception cref="KeyNotFoundException">No such device of that type.</exception>
+    public T Device<T>(string name) where T : class
+        => _models.TryGetValue(name, out var m) && m is T t ? t
+            : throw new KeyNotFoundException($"The machine has no device '{name}' of type {typeof(T).Name}; devices: {string.Join(", ", _models.Keys)}.");
     /// <summary>CPU 0's paging context.</summary>
     public CpuContext Context { get; }
     /// <summary>CPU 0.</summary>
@@ -158,15 +192,15 @@ public sealed class PcMachine : IInterruptSource
     bool IInterruptSource.HasPending(int cpu)
     {
         // Devices bring themselves up to date on register accesses; timers need a poll once their deadline passed.
-        if (Clock.Nanoseconds >= Devices.NextDeadline) Devices.Poll();
-        return Devices.CpuInterruptPending;
+        if (Clock.Nanoseconds >= Chipset.NextDeadline) Chipset.Poll();
+        return Chipset.CpuInterruptPending;
     }
 
-    int IInterruptSource.Acknowledge(int cpu) => Devices.AcknowledgeInterrupt();
+    int IInterruptSource.Acknowledge(int cpu) => Chipset.AcknowledgeInterrupt();
 
     long IInterruptSource.NextEventTime(int cpu)
     {
-        long next = Devices.NextDeadline;
+        long next = Chipset.NextDeadline;
         return next == long.MaxValue ? -1 : next;
     }
 }

@@ -111,10 +111,18 @@ public sealed partial class Mmu
         if (!o.Fault.IsFault)
         {
             var t = new Translation(o.PaBase | (va & (o.Size.Bytes() - 1)), o.Size, o.MemType);
-            string setBits = kind == AccessKind.Write ? "A and D" : "A";
+            bool setA = (o.LeafRaw & (ulong)PteFlags.Accessed) == 0, setD = kind == AccessKind.Write && (o.LeafRaw & (ulong)PteFlags.Dirty) == 0;
+            string leafName = PageGeometry.EntryName(o.Size.LeafLevel());
+            string bits = (setA, setD) switch
+            {
+                (true, true) => $"the access sets A and D in the {leafName}",
+                (true, false) => $"the access sets A in the {leafName}",
+                (false, true) => $"the access sets D in the {leafName} (A is already set)",
+                _ => $"{(kind == AccessKind.Write ? "A and D are" : "A is")} already set in the {leafName}",
+            };
             return new WalkExplanation(va, kind, privilege, control, steps, Fault.None, t,
                 $"{access} allowed: physical address 0x{t.PhysicalAddress:x} in a {t.PageSize.Label()} page, memory type {t.MemoryType.ShortName()} "
-                + $"(PAT index {Pat.Index(o.LeafRaw, o.Size != PageSize.Size4K)}); the access sets {setBits} in the {PageGeometry.EntryName(o.Size.LeafLevel())}", tlb);
+                + $"(PAT index {Pat.Index(o.LeafRaw, o.Size != PageSize.Size4K)}); {bits}", tlb);
         }
         return new WalkExplanation(va, kind, privilege, control, steps, o.Fault, null,
             $"{access}; {Reason(o, steps, kind, privilege)} → {FaultText(o.Fault)}", tlb);

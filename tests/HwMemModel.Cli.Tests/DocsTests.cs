@@ -44,11 +44,21 @@ public sealed partial class DocsTests
         }
     }
 
+    // "$ hwmem walk ... # exit 3" documents a non-zero exit status.
     private static TestCaseData Case(string file, string command, List<string> expected)
-        => new TestCaseData(command, string.Join('\n', expected)).SetName($"{file}: hwmem {command}");
+    {
+        int status = 0;
+        int hash = command.IndexOf(" # exit ", StringComparison.Ordinal);
+        if (hash >= 0)
+        {
+            status = int.Parse(command[(hash + 8)..], System.Globalization.CultureInfo.InvariantCulture);
+            command = command[..hash];
+        }
+        return new TestCaseData(command, string.Join('\n', expected), status).SetName($"{file}: hwmem {command}");
+    }
 
     [TestCaseSource(nameof(Examples))]
-    public void Documented_commands_print_what_the_docs_show(string command, string expected)
+    public void Documented_commands_print_what_the_docs_show(string command, string expected, int status)
     {
         string cwd = Environment.CurrentDirectory;
         Environment.CurrentDirectory = RepoRoot();
@@ -57,7 +67,7 @@ public sealed partial class DocsTests
             var o = new StringWriter();
             var e = new StringWriter();
             int code = HwmemCommand.Run(command.Split(' ', StringSplitOptions.RemoveEmptyEntries), o, e);
-            Assert.That(code, Is.Zero, e.ToString());
+            Assert.That(code, Is.EqualTo(status), e.ToString());
             Assert.That(Normalize(o.ToString()), Is.EqualTo(Normalize(expected)));
         }
         finally
@@ -65,6 +75,30 @@ public sealed partial class DocsTests
             Environment.CurrentDirectory = cwd;
         }
     }
+
+    [Test]
+    public void Csharp_examples_quote_code_that_is_compiled_and_run()
+    {
+        string root = RepoRoot();
+        int checkedSnippets = 0;
+        foreach (string md in Directory.EnumerateFiles(Path.Combine(root, "docs"), "*.md", SearchOption.AllDirectories))
+        {
+            foreach (Match m in Snippet().Matches(File.ReadAllText(md)))
+            {
+                string source = File.ReadAllText(Path.Combine(root, m.Groups["file"].Value));
+                string squeezed = Squeeze(source);
+                foreach (string line in m.Groups["body"].Value.Split('\n').Where(l => l.Trim().Length > 0))
+                    Assert.That(squeezed, Does.Contain(line.Trim()), $"{Path.GetFileName(md)}: this line of the example is not in {m.Groups["file"].Value}");
+                checkedSnippets++;
+            }
+        }
+        Assert.That(checkedSnippets, Is.GreaterThanOrEqualTo(1));
+    }
+
+    private static string Squeeze(string text) => string.Join('\n', text.Split('\n').Select(l => l.Trim()));
+
+    [GeneratedRegex("<!-- snippet: (?<file>[^ ]+) -->\\n```csharp\\n(?<body>.*?)```", RegexOptions.Singleline)]
+    private static partial Regex Snippet();
 
     [Test]
     public void The_docs_have_examples_to_check()
