@@ -31,20 +31,22 @@ public static class RunCommand
         var memory = new Option<string>("--memory", "-m") { Description = "RAM size: bytes or a number with K, M or G (1 MiB granularity, 2M to 3G).", DefaultValueFactory = _ => "128M" };
         var max = new Option<long?>("--max-instructions") { Description = "Stop after this many instructions (exit status 4) with a report of where the CPU was." };
         var trace = new Option<bool>("--trace") { Description = "Print every instruction (Iced's formatter), its memory accesses with virtual and physical addresses, and each fault with its walk explanation, on standard error." };
+        var machineFile = new Option<string?>("--machine") { Description = "A machine description (JSON, docs/drivers.md) instead of the built-in QEMU pc subset: its RAM size, TLB geometry and devices (UARTs with output \"host\" write to standard output); --memory is then taken from the description." };
         var gdb = new Option<int?>("--gdb") { Description = "Wait for GDB on 127.0.0.1:PORT (0 picks a free port, printed on standard error) and run under its control: registers, memory by virtual address, breakpoints, single step, monitor walk/ptdump/tlb." };
         var cmd = new Command("run", "Run a firmware image or a multiboot kernel on the default machine (a QEMU pc subset). COM1 goes to standard output; the exit status mirrors QEMU's isa-debug-exit ((v<<1)|1), 0 after a triple fault, 2 for bad input, 4 when --max-instructions ran out, 6 for a halt nothing can wake, 8 for a state the model does not model, 10 when GDB (--gdb) closed the connection.");
         cmd.Options.Add(bios);
         cmd.Options.Add(kernel);
         cmd.Options.Add(append);
         cmd.Options.Add(memory);
+        cmd.Options.Add(machineFile);
         cmd.Options.Add(max);
         cmd.Options.Add(trace);
         cmd.Options.Add(gdb);
-        cmd.SetAction(r => Execute(r.GetValue(bios), r.GetValue(kernel), r.GetValue(append), r.GetValue(memory)!, r.GetValue(max), r.GetValue(trace), r.GetValue(gdb), stdout, stderr, rawStdout));
+        cmd.SetAction(r => Execute(r.GetValue(bios), r.GetValue(kernel), r.GetValue(append), r.GetValue(memory)!, r.GetValue(max), r.GetValue(trace), r.GetValue(gdb), r.GetValue(machineFile), stdout, stderr, rawStdout));
         root.Subcommands.Add(cmd);
     }
 
-    private static int Execute(string? bios, string? kernel, string? append, string memory, long? max, bool trace, int? gdb,
+    private static int Execute(string? bios, string? kernel, string? append, string memory, long? max, bool trace, int? gdb, string? machineFile,
         TextWriter stdout, TextWriter stderr, Stream? rawStdout)
     {
         if ((bios is null) == (kernel is null))
@@ -85,7 +87,12 @@ public static class RunCommand
         }
 
         var serial = rawStdout ?? new TextWriterStream(stdout);
-        var options = new PcMachineOptions { RamSize = ram, SerialOutput = serial };
+        var options = new PcMachineOptions
+        {
+            RamSize = ram,
+            SerialOutput = serial,
+            Description = machineFile is null ? null : Machine.Description.MachineDescriptionReader.FromJsonFile(machineFile),
+        };
         PcMachine machine;
         try
         {
