@@ -106,6 +106,24 @@ public sealed class RamRegion : MemoryRegion
 
     internal override string IoMemName => "System RAM";
 
+    /// <summary>The pages that have host memory, in ascending offset order, with their bytes (for snapshots).</summary>
+    public IEnumerable<(ulong Offset, ReadOnlyMemory<byte> Data)> TouchedPageData()
+    {
+        for (int d = 0; d < _directories.Length; d++)
+        {
+            if (_directories[d] is not { } directory) continue;
+            for (int t = 0; t < directory.Length; t++)
+            {
+                if (directory[t] is not { } table) continue;
+                for (int p = 0; p < table.Length; p++)
+                {
+                    if (table[p] is { } page)
+                        yield return (((ulong)d << BusPage.DirectoryShift) | ((ulong)t << BusPage.TableShift) | ((ulong)p << BusPage.Shift), page);
+                }
+            }
+        }
+    }
+
     /// <summary>Returns the page holding <paramref name="offset"/>, or null when the page is untouched.</summary>
     internal byte[]? TryGetPage(ulong offset)
     {

@@ -20,21 +20,39 @@ public static class BenchCommand
     {
         var qemu = new Option<bool>("--qemu") { Description = "Also run the image on qemu-system-x86_64 (TCG, PLATFORM.md's command line) and print the ratio." };
         var json = new Option<bool>("--json") { Description = "Print the figures as JSON: {image, instructions, modelSeconds, modelMips, qemuSeconds?, qemuStartupSeconds?, qemuMips?, ratio?}." };
+        var quick = new Option<bool>("--quick") { Description = "Only the micro figures (MMU, kernel, devices), not the CPU image run." };
         var repeat = new Option<int>("--repeat") { Description = "Runs of each; the fastest counts (default 3).", DefaultValueFactory = _ => 3 };
         var cmd = new Command("bench", "Measure guest instructions per second of the CPU model on the built-in 'bench' image (64-bit, paging on, ALU and memory mix); --qemu runs QEMU TCG on the same image in the same run and prints the ratio.");
         cmd.Options.Add(qemu);
         cmd.Options.Add(json);
         cmd.Options.Add(repeat);
-        cmd.SetAction(r => Execute(r.GetValue(qemu), r.GetValue(json), r.GetValue(repeat), stdout, stderr));
+        cmd.Options.Add(quick);
+        cmd.SetAction(r => Execute(r.GetValue(qemu), r.GetValue(json), r.GetValue(repeat), r.GetValue(quick), stdout, stderr));
         root.Subcommands.Add(cmd);
     }
 
-    private static int Execute(bool withQemu, bool json, int repeat, TextWriter stdout, TextWriter stderr)
+    private static int Execute(bool withQemu, bool json, int repeat, bool quick, TextWriter stdout, TextWriter stderr)
     {
         if (repeat is < 1 or > 100)
         {
             stderr.WriteLine($"hwmem bench: --repeat {repeat} is out of range; give 1 to 100.");
             return HwmemCommand.ExitUsage;
+        }
+        if (BenchFigures.IsDebugBuild())
+            stderr.WriteLine("hwmem bench: note: this is a Debug build; build with -c Release for representative figures.");
+        var figures = BenchFigures.Measure(repeat);
+        if (!json)
+        {
+            stdout.WriteLine("figure                                                    issue      per op          per second  target          ");
+            foreach (var f in figures)
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{f.Name,-57} {f.Issue,-8} {f.NanosecondsPerOp,10:F2} ns {f.PerSecond,15:N0}  {f.Target,-14}  {(f.Met ? "met" : "NOT MET")}"));
+            stdout.WriteLine($"(stopwatch, best of {repeat} after a warm-up; BenchmarkDotNet's figures in BENCHMARKS.md are the reference)");
+        }
+        if (quick)
+        {
+            if (json) stdout.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?> { ["figures"] = FiguresJson(figures) }, JsonOptions));
+            return 0;
         }
         FirmwareImage image;
         try
@@ -100,8 +118,9 @@ public static class BenchCommand
                 ["qemuStartupSeconds"] = qemuStartup is { } qs ? Math.Round(qs, 4) : null,
                 ["qemuMips"] = qemuMips is { } qm ? Math.Round(qm, 1) : null,
                 ["ratio"] = ratio is { } ra ? Math.Round(ra, 3) : null,
+                ["figures"] = FiguresJson(figures),
             };
-            stdout.WriteLine(JsonSerializer.Serialize(o));
+            stdout.WriteLine(JsonSerializer.Serialize(o, JsonOptions));
             return 0;
         }
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -114,6 +133,15 @@ public static class BenchCommand
         }
         return 0;
     }
+
+    private static readonly JsonSerializerOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private static object FiguresJson(IReadOnlyList<BenchFigure> figures)
+        => figures.Select(f => new Dictionary<string, object>
+        {
+            ["name"] = f.Name, ["issue"] = f.Issue, ["nsPerOp"] = Math.Round(f.NanosecondsPerOp, 2),
+            ["perSecond"] = Math.Round(f.PerSecond), ["target"] = f.Target, ["met"] = f.Met,
+        }).ToArray();
 
     private static double TimeQemu(string exe, FirmwareImage image, string dir)
     {

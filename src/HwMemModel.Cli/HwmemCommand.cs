@@ -39,11 +39,13 @@ public static class HwmemCommand
         var walkMachine = KernelViews.MachineOption();
         walkMachine.Description = "Walk the kernel model's page tables (CPU 0) on this machine (a JSON description, or 'default' for the built-in one) instead of the built-in demo page-table set.";
         var walkJson = KernelViews.JsonOption();
+        var walkSnapshot = new Option<string?>("--snapshot") { Description = "Walk in a snapshot written by hwmem run --save-snapshot (its RAM and CPU 0's paging state; a cold TLB)." };
         var implicitOpt = new Option<bool>("--implicit") { Description = "An implicit supervisor-mode access (descriptor-table style)." };
         var walk = new Command("walk", "Explain the walk of VA level by level (entry address, raw value, decoded flags) with the verdict in words: on the built-in demo page-table set, or with --machine on the kernel model's page tables.");
         walk.Arguments.Add(vaArg);
         walk.Options.Add(walkMachine);
         walk.Options.Add(walkJson);
+        walk.Options.Add(walkSnapshot);
         walk.Options.Add(access);
         walk.Options.Add(user);
         walk.Options.Add(implicitOpt);
@@ -63,7 +65,24 @@ public static class HwmemCommand
             var kind = r.GetValue(access) switch { "write" => AccessKind.Write, "fetch" => AccessKind.Execute, _ => AccessKind.Read };
             var priv = r.GetValue(user) ? Privilege.User : r.GetValue(implicitOpt) ? Privilege.ImplicitSupervisor : Privilege.Supervisor;
             WalkExplanation e;
-            if (r.GetValue(walkMachine) is { } file)
+            if (r.GetValue(walkMachine) is not null && r.GetValue(walkSnapshot) is not null)
+            {
+                stderr.WriteLine("hwmem walk: --machine and --snapshot exclude each other; give one.");
+                return ExitUsage;
+            }
+            if (r.GetValue(walkSnapshot) is { } snap)
+            {
+                try
+                {
+                    e = MachineSnapshot.Load(snap).Cpu.Mmu.Explain(va, kind, priv);
+                }
+                catch (InvalidDataException ex)
+                {
+                    stderr.WriteLine($"hwmem walk: {ex.Message}");
+                    return ExitUsage;
+                }
+            }
+            else if (r.GetValue(walkMachine) is { } file)
             {
                 using var built = KernelViews.Build(file == "default" ? null : file);
                 e = built.Machine.Kernel.Cpus[0].Mmu.Explain(va, kind, priv);
@@ -78,12 +97,30 @@ public static class HwmemCommand
         });
         root.Subcommands.Add(walk);
 
-        var iomem = new Command("iomem", "Print the default machine's physical memory map in /proc/iomem format.");
-        iomem.SetAction(_ => { stdout.Write(DefaultMachine.CreateBus().FormatIoMem()); return 0; });
+        var iomem = new Command("iomem", "Print the default machine's physical memory map (RAM and ROM, before devices) in /proc/iomem format.");
+        var iomemJson = KernelViews.JsonOption();
+        iomem.Options.Add(iomemJson);
+        iomem.SetAction(r =>
+        {
+            var bus = DefaultMachine.CreateBus();
+            if (r.GetValue(iomemJson))
+                stdout.WriteLine(System.Text.Json.JsonSerializer.Serialize(bus.MemoryMap().Select(e => new { start = KernelViews.Hex(e.Start), end = KernelViews.Hex(e.Last), name = e.Region.Name, kind = e.Kind.ToString() }), KernelViews.Json));
+            else stdout.Write(bus.FormatIoMem());
+            return 0;
+        });
         root.Subcommands.Add(iomem);
 
         var e820 = new Command("e820", "Print the default machine's memory map as the e820 table Linux logs at boot.");
-        e820.SetAction(_ => { stdout.Write(DefaultMachine.CreateBus().FormatE820()); return 0; });
+        var e820Json = KernelViews.JsonOption();
+        e820.Options.Add(e820Json);
+        e820.SetAction(r =>
+        {
+            var bus = DefaultMachine.CreateBus();
+            if (r.GetValue(e820Json))
+                stdout.WriteLine(System.Text.Json.JsonSerializer.Serialize(bus.E820Table().Select(e => new { start = KernelViews.Hex(e.Start), end = KernelViews.Hex(e.Last), type = e.Type == Bus.E820Type.Usable ? "usable" : "reserved" }), KernelViews.Json));
+            else stdout.Write(bus.FormatE820());
+            return 0;
+        });
         root.Subcommands.Add(e820);
 
         KernelViews.Add(root, stdout);

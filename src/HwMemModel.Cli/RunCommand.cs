@@ -39,14 +39,16 @@ public static class RunCommand
         cmd.Options.Add(append);
         cmd.Options.Add(memory);
         cmd.Options.Add(machineFile);
+        var saveSnapshot = new Option<string?>("--save-snapshot") { Description = "At the end of the run, write RAM and CPU 0's paging state to this file, for hwmem walk VA --snapshot FILE." };
+        cmd.Options.Add(saveSnapshot);
         cmd.Options.Add(max);
         cmd.Options.Add(trace);
         cmd.Options.Add(gdb);
-        cmd.SetAction(r => Execute(r.GetValue(bios), r.GetValue(kernel), r.GetValue(append), r.GetValue(memory)!, r.GetValue(max), r.GetValue(trace), r.GetValue(gdb), r.GetValue(machineFile), stdout, stderr, rawStdout));
+        cmd.SetAction(r => Execute(r.GetValue(bios), r.GetValue(kernel), r.GetValue(append), r.GetValue(memory)!, r.GetValue(max), r.GetValue(trace), r.GetValue(gdb), r.GetValue(machineFile), r.GetValue(saveSnapshot), stdout, stderr, rawStdout));
         root.Subcommands.Add(cmd);
     }
 
-    private static int Execute(string? bios, string? kernel, string? append, string memory, long? max, bool trace, int? gdb, string? machineFile,
+    private static int Execute(string? bios, string? kernel, string? append, string memory, long? max, bool trace, int? gdb, string? machineFile, string? snapshotPath,
         TextWriter stdout, TextWriter stderr, Stream? rawStdout)
     {
         if ((bios is null) == (kernel is null))
@@ -128,6 +130,7 @@ public static class RunCommand
             traceWriter?.Flush();
             serial.Flush();
         }
+        if (snapshotPath is not null) MachineSnapshot.Save(machine.Bus, machine.Context, snapshotPath);
         return ExitStatus(result, machine, stderr);
     }
 

@@ -108,3 +108,25 @@ public sealed class KernelViewsTests
         Assert.That(err, Does.Contain("vmallocinfo"));
     }
 }
+
+public sealed class BenchFiguresTests
+{
+    [Test]
+    public void Bench_quick_json_lists_every_issue_figure_with_its_target()
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = HwmemCommand.Run(["bench", "--quick", "--json", "--repeat", "1"], o, e);
+        Assert.That(code, Is.Zero, e.ToString());
+        using var doc = System.Text.Json.JsonDocument.Parse(o.ToString());
+        var figures = doc.RootElement.GetProperty("figures").EnumerateArray().ToArray();
+        Assert.That(figures.Select(f => f.GetProperty("issue").GetString()).Distinct(), Is.EquivalentTo(new[] { "MMU", "kernel", "devices" }));
+        Assert.That(figures.Single(f => f.GetProperty("name").GetString()!.StartsWith("readl", StringComparison.Ordinal)).GetProperty("target").GetString(), Is.EqualTo(">= 20,000,000/s"));
+        foreach (var f in figures)
+        {
+            double ns = f.GetProperty("nsPerOp").GetDouble();
+            Assert.That(ns, Is.GreaterThan(0));
+            Assert.That(f.GetProperty("perSecond").GetDouble(), Is.EqualTo(1e9 / ns).Within(0.5).Percent);
+        }
+    }
+}
