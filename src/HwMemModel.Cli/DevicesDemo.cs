@@ -61,6 +61,9 @@ public static class DevicesDemo
         k.CurrentCpu.Mmu.Translate(regs, AccessKind.Read, Privilege.Supervisor, out var t);
         o.WriteLine($"the HPET registers are mapped at 0x{regs:x16} with memory type {t.MemoryType.ShortName()} (ioremap); DMA-API violations: {k.DmaViolations.Count}");
         o.WriteLine();
+        o.WriteLine("== /proc/vmallocinfo (the drivers' register mappings) ==");
+        o.Write(k.FormatVmallocInfo());
+        o.WriteLine();
         o.WriteLine("== /proc/interrupts ==");
         o.Write(k.FormatInterrupts());
         o.WriteLine();

@@ -28,7 +28,7 @@ public static class HwmemCommand
     {
         var root = new RootCommand("hwmem: an exact model of x86-64 paging, TLBs and the physical bus.");
 
-        var demo = new Command("demo", "Boot the built-in default machine with a built-in page-table set, run walks, show explanations, a missing flush caught by the coherence checker, and the TLB counters.");
+        var demo = new Command("demo", "The main job on the built-in default machine: walks and explanations on a built-in page-table set, a missing flush caught by the coherence checker, the TLB counters, the kernel model (kmalloc, vmalloc, ioremap, /proc views, ptdump), the devices with their drivers bound (UART, HPET, a DMA transfer, virtio-blk I/O, /proc/interrupts) and two firmware runs.");
         demo.SetAction(_ => Demo.Run(stdout));
         root.Subcommands.Add(demo);
 
