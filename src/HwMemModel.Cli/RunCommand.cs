@@ -39,16 +39,18 @@ public static class RunCommand
         cmd.Options.Add(append);
         cmd.Options.Add(memory);
         cmd.Options.Add(machineFile);
+        var initrd = new Option<string?>("--initrd") { Description = "Multiboot modules (with --kernel), as QEMU's -initrd: \"FILE [ARGS][,FILE [ARGS]...]\"; each becomes a module whose string is its whole \"FILE ARGS\" text, module 0 first." };
+        cmd.Options.Add(initrd);
         var saveSnapshot = new Option<string?>("--save-snapshot") { Description = "At the end of the run, write RAM and CPU 0's paging state to this file, for hwmem walk VA --snapshot FILE." };
         cmd.Options.Add(saveSnapshot);
         cmd.Options.Add(max);
         cmd.Options.Add(trace);
         cmd.Options.Add(gdb);
-        cmd.SetAction(r => Execute(r.GetValue(bios), r.GetValue(kernel), r.GetValue(append), r.GetValue(memory)!, r.GetValue(max), r.GetValue(trace), r.GetValue(gdb), r.GetValue(machineFile), r.GetValue(saveSnapshot), stdout, stderr, rawStdout));
+        cmd.SetAction(r => Execute(r.GetValue(bios), r.GetValue(kernel), r.GetValue(append), r.GetValue(memory)!, r.GetValue(max), r.GetValue(trace), r.GetValue(gdb), r.GetValue(machineFile), r.GetValue(saveSnapshot), r.GetValue(initrd), stdout, stderr, rawStdout));
         root.Subcommands.Add(cmd);
     }
 
-    private static int Execute(string? bios, string? kernel, string? append, string memory, long? max, bool trace, int? gdb, string? machineFile, string? snapshotPath,
+    private static int Execute(string? bios, string? kernel, string? append, string memory, long? max, bool trace, int? gdb, string? machineFile, string? snapshotPath, string? initrd,
         TextWriter stdout, TextWriter stderr, Stream? rawStdout)
     {
         if ((bios is null) == (kernel is null))
@@ -60,6 +62,25 @@ public static class RunCommand
         {
             stderr.WriteLine("hwmem run: --append applies only to --kernel (a multiboot command line).");
             return HwmemCommand.ExitUsage;
+        }
+        if (initrd is not null && kernel is null)
+        {
+            stderr.WriteLine("hwmem run: --initrd applies only to --kernel (multiboot modules).");
+            return HwmemCommand.ExitUsage;
+        }
+        var modules = new List<MultibootModule>();
+        foreach (string spec in (initrd ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            string file = spec.Split(' ', 2)[0];
+            try
+            {
+                modules.Add(new MultibootModule(spec, File.ReadAllBytes(file)));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+            {
+                stderr.WriteLine($"hwmem run: cannot read the --initrd module '{file}': {e.Message}");
+                return HwmemCommand.ExitUsage;
+            }
         }
         if (!TryParseSize(memory, out ulong ram) || ram < (2UL << 20) || ram > (3UL << 30) || (ram & 0xFFFFF) != 0)
         {
@@ -100,7 +121,7 @@ public static class RunCommand
         {
             machine = bios is not null
                 ? PcMachine.FromBios(image, path, options)
-                : PcMachine.FromMultiboot(image, path, append ?? "", options);
+                : PcMachine.FromMultiboot(image, path, append ?? "", options, modules);
         }
         catch (ImageLoadException e)
         {
