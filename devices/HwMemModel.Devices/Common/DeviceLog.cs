@@ -35,6 +35,6 @@ public sealed class DeviceLog
         Reported?.Invoke(line);
     }
 
-    /// <summary>A shared log for devices created without one (reports are kept, nobody is told).</summary>
+    /// <summary>A new private log, for a device created without one (its reports are kept on the device's own log and nobody is told).</summary>
     public static DeviceLog Discard => new();
 }
