@@ -41,16 +41,18 @@ public static class RunCommand
         cmd.Options.Add(machineFile);
         var initrd = new Option<string?>("--initrd") { Description = "Multiboot modules (with --kernel), as QEMU's -initrd: \"FILE [ARGS][,FILE [ARGS]...]\"; each becomes a module whose string is its whole \"FILE ARGS\" text, module 0 first." };
         cmd.Options.Add(initrd);
+        var device = new Option<string[]>("--device") { Description = "Add a device QEMU adds on request: pc-testdev (ports 0xE0-0xEB, IRQ ports at 0x2000, 64 KiB at 0xFF000000) or shutdown-port (\"Shutdown\" written to port 0x8900 powers off). Repeatable.", AllowMultipleArgumentsPerToken = false };
+        cmd.Options.Add(device);
         var saveSnapshot = new Option<string?>("--save-snapshot") { Description = "At the end of the run, write RAM and CPU 0's paging state to this file, for hwmem walk VA --snapshot FILE." };
         cmd.Options.Add(saveSnapshot);
         cmd.Options.Add(max);
         cmd.Options.Add(trace);
         cmd.Options.Add(gdb);
-        cmd.SetAction(r => Execute(r.GetValue(bios), r.GetValue(kernel), r.GetValue(append), r.GetValue(memory)!, r.GetValue(max), r.GetValue(trace), r.GetValue(gdb), r.GetValue(machineFile), r.GetValue(saveSnapshot), r.GetValue(initrd), stdout, stderr, rawStdout));
+        cmd.SetAction(r => Execute(r.GetValue(bios), r.GetValue(kernel), r.GetValue(append), r.GetValue(memory)!, r.GetValue(max), r.GetValue(trace), r.GetValue(gdb), r.GetValue(machineFile), r.GetValue(saveSnapshot), r.GetValue(initrd), r.GetValue(device), stdout, stderr, rawStdout));
         root.Subcommands.Add(cmd);
     }
 
-    private static int Execute(string? bios, string? kernel, string? append, string memory, long? max, bool trace, int? gdb, string? machineFile, string? snapshotPath, string? initrd,
+    private static int Execute(string? bios, string? kernel, string? append, string memory, long? max, bool trace, int? gdb, string? machineFile, string? snapshotPath, string? initrd, string[]? devices,
         TextWriter stdout, TextWriter stderr, Stream? rawStdout)
     {
         if ((bios is null) == (kernel is null))
@@ -68,17 +70,24 @@ public static class RunCommand
             stderr.WriteLine("hwmem run: --initrd applies only to --kernel (multiboot modules).");
             return HwmemCommand.ExitUsage;
         }
-        var modules = new List<MultibootModule>();
-        foreach (string spec in (initrd ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        IReadOnlyList<MultibootModule> modules = [];
+        if (initrd is not null)
         {
-            string file = spec.Split(' ', 2)[0];
             try
             {
-                modules.Add(new MultibootModule(spec, File.ReadAllBytes(file)));
+                modules = MultibootLoader.ModulesFromInitrd(initrd, File.ReadAllBytes);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+            catch (ImageLoadException e)
             {
-                stderr.WriteLine($"hwmem run: cannot read the --initrd module '{file}': {e.Message}");
+                stderr.WriteLine($"hwmem run: --initrd: {e.Message}");
+                return HwmemCommand.ExitUsage;
+            }
+        }
+        foreach (string d in devices ?? [])
+        {
+            if (d is not ("pc-testdev" or "shutdown-port"))
+            {
+                stderr.WriteLine($"hwmem run: --device '{d}' is not one the model adds on request; give pc-testdev (QEMU's -device pc-testdev) or shutdown-port (the Bochs/old-QEMU 0x8900 port).");
                 return HwmemCommand.ExitUsage;
             }
         }
@@ -115,6 +124,8 @@ public static class RunCommand
             RamSize = ram,
             SerialOutput = serial,
             Description = machineFile is null ? null : Machine.Description.MachineDescriptionReader.FromJsonFile(machineFile),
+            PcTestdev = devices?.Contains("pc-testdev") == true,
+            ShutdownPort = devices?.Contains("shutdown-port") == true,
         };
         PcMachine machine;
         try

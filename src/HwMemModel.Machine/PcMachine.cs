@@ -25,11 +25,21 @@ public sealed record PcMachineOptions
     /// Null for the built-in machine.
     /// </summary>
     public Description.MachineDescription? Description { get; init; }
+    /// <summary>
+    /// Adds QEMU's <c>pc-testdev</c> (<c>-device pc-testdev</c>): latch ports 0xE0-0xEB, ISA IRQ lines at
+    /// 0x2000-0x2017 and 64 KiB of memory at 0xFF000000. Off by default, as on QEMU.
+    /// </summary>
+    public bool PcTestdev { get; init; }
+    /// <summary>
+    /// Adds the Bochs power-off port at 0x8900 ("Shutdown" written byte by byte stops with exit status 0). QEMU 7.2 has
+    /// no such port (it ignores those writes), so it is off by default.
+    /// </summary>
+    public bool ShutdownPort { get; init; }
 }
 
 /// <summary>
 /// The default machine with a CPU: PLATFORM.md's QEMU <c>pc</c> subset (RAM layout, BIOS ROM and its low alias, the
-/// option-ROM area, COM1, isa-debug-exit, HPET, IOAPIC, local APIC, PIC, PIT, RTC, i8042) and one <see cref="X86Cpu"/>
+/// option-ROM area, COM1, isa-debug-exit, HPET, IOAPIC, local APIC, PIC, PIT, RTC, i8042, fw_cfg) and one <see cref="X86Cpu"/>
 /// whose interrupts come from the local APIC and the PIC. Guest time advances 1 ns per retired instruction.
 /// </summary>
 public sealed class PcMachine : IInterruptSource
@@ -57,10 +67,14 @@ public sealed class PcMachine : IInterruptSource
         {
             Chipset = PcChipset.Add(Bus, Ports, Clock, Stop, RamSize, description.IoApicBase, description.LocalApicBase);
             var parts = new Description.MachineParts(Bus, Ports, Clock, Stop, Chipset, DeviceLog,
-                d => d.Options.TryGetValue("output", out var o) && o == "host" ? serial : Stream.Null, _ => null, _owned);
+                d => d.Options.TryGetValue("output", out var o) && o == "host" ? serial : Stream.Null, _ => null, _owned)
+                { Description = description };
             foreach (var d in description.Devices)
                 _models[d.Name] = Description.DeviceCatalog.Create(d, Description.DeviceCatalog.Find(d.Compatible)!, parts);
         }
+        FwCfg = Devices?.FwCfg ?? _models.Values.OfType<FwCfg>().FirstOrDefault();
+        if (options.PcTestdev) PcTestdev = AddOption(() => PcPlatform.AddPcTestdev(Bus, Ports, Chipset, Stop, DeviceLog), "pc-testdev");
+        if (options.ShutdownPort) ShutdownPort = AddOption(() => PcPlatform.AddShutdownPort(Ports, Stop), "the shutdown port 0x8900");
         Context = new CpuContext(Bus, 0, options.Features, description?.Tlb ?? options.Tlb);
         // QEMU's "-cpu max" under TCG identifies as an AMD processor with signature 0x00060FB1 (family 0xF,
         // model 0x6B, stepping 1; firmware/expected/hello.txt and QEMU's monitor).
@@ -71,6 +85,18 @@ public sealed class PcMachine : IInterruptSource
 
     private readonly Dictionary<string, object> _models = new(StringComparer.Ordinal);
     private readonly List<IDisposable> _owned = [];
+
+    private static T AddOption<T>(Func<T> add, string what)
+    {
+        try
+        {
+            return add();
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"Cannot add {what}: {e.Message}", e);
+        }
+    }
 
     /// <summary>Creates the machine with the built-in blank BIOS or <see cref="PcMachineOptions.Bios"/>, the CPU at its reset state.</summary>
     public static PcMachine Create(PcMachineOptions? options = null) => new(options ?? new PcMachineOptions());
@@ -115,6 +141,12 @@ public sealed class PcMachine : IInterruptSource
     public PcDevices? Devices { get; }
     /// <summary>The pc chipset (interrupt controllers, PIT, RTC, i8042) of either kind of machine.</summary>
     public PcChipset Chipset { get; }
+    /// <summary>QEMU's fw_cfg: always on the built-in machine; on a described machine when it lists <c>qemu,fw-cfg-io</c>.</summary>
+    public FwCfg? FwCfg { get; }
+    /// <summary>The pc-testdev, when <see cref="PcMachineOptions.PcTestdev"/> asked for it.</summary>
+    public Devices.Misc.PcTestdev? PcTestdev { get; }
+    /// <summary>The Bochs shutdown port, when <see cref="PcMachineOptions.ShutdownPort"/> asked for it.</summary>
+    public Devices.Misc.BochsShutdownPort? ShutdownPort { get; }
     /// <summary>Guest mistakes the devices reported (a machine built from a description).</summary>
     public Devices.Common.DeviceLog DeviceLog { get; } = new();
 

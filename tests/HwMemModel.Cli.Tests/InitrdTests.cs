@@ -69,6 +69,32 @@ public sealed class InitrdTests
         Assert.That(err, Does.Contain("--initrd applies only to --kernel"));
         var (code2, _, err2) = Run("run", "--kernel", "/nonexistent.elf", "--initrd", "/nonexistent-module arg");
         Assert.That(code2, Is.EqualTo(HwmemCommand.ExitUsage));
-        Assert.That(err2, Does.Contain("cannot read the --initrd module '/nonexistent-module'"));
+        Assert.That(err2, Does.Contain("--initrd:").And.Contain("/nonexistent-module"));
+    }
+}
+
+public sealed class RunDeviceOptionTests
+{
+    [Test]
+    public void Devices_on_request_are_added_and_unknown_ones_refused()
+    {
+        var image = FirmwareImages.Get("hello");
+        string path = Path.Combine(Path.GetTempPath(), $"hwmem-dev-{Environment.ProcessId}-{image.FileName}");
+        File.WriteAllBytes(path, image.Bytes);
+        try
+        {
+            var o = new StringWriter();
+            var e = new StringWriter();
+            int code = HwmemCommand.Run(["run", "--bios", path, "--device", "pc-testdev", "--device", "shutdown-port"], o, e);
+            Assert.That(code, Is.EqualTo(image.QemuExitStatus), e.ToString());
+            Assert.That(o.ToString(), Is.EqualTo(image.SdmSerialOutput));
+            var e2 = new StringWriter();
+            Assert.That(HwmemCommand.Run(["run", "--bios", path, "--device", "floppy"], new StringWriter(), e2), Is.EqualTo(HwmemCommand.ExitUsage));
+            Assert.That(e2.ToString(), Does.Contain("--device 'floppy' is not one the model adds on request; give pc-testdev"));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 }

@@ -62,7 +62,9 @@ public sealed class PcPlatformTests
             "00a0-00a1 : pic2\n" +
             "00f4-00f7 : isa-debug-exit\n" +
             "03f8-03ff : serial\n" +
-            "04d0-04d1 : elcr\n"));
+            "04d0-04d1 : elcr\n" +
+            "0510-0511 : fwcfg\n" +
+            "0514-051b : fwcfg.dma\n"));
         Assert.That(_memory.Regions.Select(r => r.Name), Is.EquivalentTo(new[] { "IOAPIC 0", "hpet", "Local APIC" }));
     }
 

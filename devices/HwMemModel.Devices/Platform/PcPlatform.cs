@@ -10,12 +10,13 @@ namespace HwMemModel.Devices.Platform;
 /// <summary>The devices of the default machine, as <see cref="PcPlatform.AddDefaultDevices"/> created and mapped them.</summary>
 public sealed class PcDevices
 {
-    internal PcDevices(PcChipset chipset, Uart16550 serial, IsaDebugExit debugExit, Hpet hpet)
+    internal PcDevices(PcChipset chipset, Uart16550 serial, IsaDebugExit debugExit, Hpet hpet, FwCfg fwCfg)
     {
         Chipset = chipset;
         Serial = serial;
         DebugExit = debugExit;
         Hpet = hpet;
+        FwCfg = fwCfg;
     }
 
     /// <summary>The fixed chipset (interrupt controllers, PIT, RTC, i8042, ports 0x92 and 0x80).</summary>
@@ -29,6 +30,9 @@ public sealed class PcDevices
 
     /// <summary>The HPET at 0xFED00000 (0x400 bytes).</summary>
     public Hpet Hpet { get; }
+
+    /// <summary>QEMU's fw_cfg at ports 0x510-0x511 with its DMA register at 0x514-0x51B.</summary>
+    public FwCfg FwCfg { get; }
 
     /// <summary>The I/O APIC at 0xFEC00000.</summary>
     public IoApic IoApic => Chipset.IoApic;
@@ -103,24 +107,30 @@ public static class PcPlatform
     /// <summary>COM1's ISA IRQ.</summary>
     public const int Com1Irq = 4;
 
+    /// <summary>The requester id of fw_cfg's DMA (its <see cref="DmaPort"/> is named "fw_cfg").</summary>
+    public const int FwCfgRequesterId = 0x510;
+
     /// <summary>
     /// Creates every device of the default machine, maps it on <paramref name="memory"/> or <paramref name="ports"/>
     /// at PLATFORM.md's addresses and wires the interrupt lines as QEMU's pc machine does: COM1 to GSI 4; the PIT
     /// and the RTC through the HPET's legacy inputs to GSI 0 and 8; HPET timers to the GSI their route selects;
     /// the i8042 to GSI 1 and 12; GSIs to the PIC pair (below 16) and the I/O APIC; the PIC's INTR to LINT0 of
     /// CPU 0's local APIC (when it accepts PIC interrupts); local APIC EOIs to the I/O APIC; fixed and lowest-priority I/O APIC messages addressed to CPU 0 into its local APIC; HPET legacy
-    /// replacement switching the PIT's output off.
+    /// replacement switching the PIT's output off. QEMU's fw_cfg (always present on its pc machine) answers at
+    /// ports 0x510-0x511 with DMA at 0x514-0x51B (<see cref="AddFwCfg"/>).
     /// </summary>
     /// <param name="memory">The physical bus (MMIO windows).</param>
     /// <param name="ports">The port bus.</param>
     /// <param name="clock">Guest time.</param>
     /// <param name="stop">Receives isa-debug-exit and reset requests.</param>
     /// <param name="serialOutput">Where COM1's output goes.</param>
-    /// <param name="ramSize">The RAM size in bytes (for the CMOS memory bytes), at least 1 MiB.</param>
+    /// <param name="ramSize">The RAM size in bytes (for the CMOS memory bytes and fw_cfg), at least 1 MiB.</param>
+    /// <param name="cpus">The CPU count fw_cfg reports (FW_CFG_NB_CPUS and FW_CFG_MAX_CPUS), 1 to 255.</param>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
     /// <exception cref="ArgumentException">A window or port range overlaps an existing one, the stream cannot be written, or the RAM size is below 1 MiB.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="cpus"/> is outside 1-255.</exception>
     public static PcDevices AddDefaultDevices(PhysicalBus memory, PortBus ports, GuestClock clock, StopRequest stop,
-        Stream serialOutput, ulong ramSize)
+        Stream serialOutput, ulong ramSize, int cpus = 1)
     {
         const string Who = "The default machine's device set";
         DeviceThrow.NotNull(memory, nameof(memory), Who);
@@ -128,6 +138,7 @@ public static class PcPlatform
         DeviceThrow.NotNull(clock, nameof(clock), Who);
         DeviceThrow.NotNull(stop, nameof(stop), Who);
         DeviceThrow.NotNull(serialOutput, nameof(serialOutput), Who);
+        if (cpus is < 1 or > 255) DeviceThrow.OutOfRange(nameof(cpus), cpus, "The pc machine's fw_cfg reports 1 to 255 CPUs.");
 
         var chipset = PcChipset.Add(memory, ports, clock, stop, ramSize);
         var serial = new Uart16550(serialOutput, clock);
@@ -139,6 +150,54 @@ public static class PcPlatform
         memory.AddMmio("hpet", HpetBase, HpetSize, hpet);
         ports.Add("isa-debug-exit", DebugExitPort, 4, debugExit);
         ports.Add("serial", Com1Port, 8, serial);
-        return new PcDevices(chipset, serial, debugExit, hpet);
+        var fwCfg = AddFwCfg(memory, ports, ramSize, cpus, FwCfgHpet.Default);
+        return new PcDevices(chipset, serial, debugExit, hpet, fwCfg);
+    }
+
+    /// <summary>
+    /// Creates QEMU's fw_cfg with the pc machine's items (<see cref="PcFwCfg.Create"/>) and maps it at ports
+    /// 0x510-0x511 ("fwcfg") with its DMA register at 0x514-0x51B ("fwcfg.dma"), as <c>info mtree</c> shows on QEMU.
+    /// </summary>
+    /// <param name="memory">The bus fw_cfg's DMA transfers reach (through a <see cref="DmaPort"/> named "fw_cfg").</param>
+    /// <param name="ports">The port bus.</param>
+    /// <param name="ramSize">The RAM size it reports.</param>
+    /// <param name="cpus">The CPU count it reports (1-255).</param>
+    /// <param name="hpet">The HPET it reports, or null for none.</param>
+    /// <param name="log">Where invalid guest accesses are reported.</param>
+    /// <exception cref="ArgumentException">The ports are taken.</exception>
+    public static FwCfg AddFwCfg(PhysicalBus memory, PortBus ports, ulong ramSize, int cpus, FwCfgHpet? hpet, DeviceLog? log = null)
+    {
+        DeviceThrow.NotNull(memory, nameof(memory), "fw_cfg");
+        DeviceThrow.NotNull(ports, nameof(ports), "fw_cfg");
+        var fwCfg = PcFwCfg.Create(ramSize, cpus, hpet, new DmaPort(memory, "fw_cfg", FwCfgRequesterId), log);
+        ports.Add("fwcfg", FwCfg.IoBase, FwCfg.IoPorts, fwCfg);
+        ports.Add("fwcfg.dma", FwCfg.DmaIoBase, FwCfg.DmaIoPorts, fwCfg.DmaWindow!);
+        return fwCfg;
+    }
+
+    /// <summary>
+    /// Adds QEMU's <c>pc-testdev</c> (<c>-device pc-testdev</c>): ports 0xE0-0xEB, the IRQ ports 0x2000-0x2017
+    /// driving ISA lines (GSIs) 0-15 through <paramref name="chipset"/>, and 64 KiB of memory at 0xFF000000.
+    /// </summary>
+    /// <exception cref="ArgumentNullException">An argument other than <paramref name="log"/> is null.</exception>
+    /// <exception cref="ArgumentException">A window overlaps something already mapped (a BIOS image larger than 16 MiB reaches 0xFF000000).</exception>
+    public static PcTestdev AddPcTestdev(PhysicalBus memory, PortBus ports, PcChipset chipset, StopRequest stop, DeviceLog? log = null)
+    {
+        DeviceThrow.NotNull(chipset, nameof(chipset), "pc-testdev");
+        DeviceThrow.NotNull(stop, nameof(stop), "pc-testdev");
+        var testdev = new PcTestdev((line, level) => chipset.Gsi.SetIrq(line, level), stop, log);
+        testdev.Map(ports, memory);
+        return testdev;
+    }
+
+    /// <summary>Adds the Bochs power-off port ("Shutdown" written byte by byte; not in QEMU 7.2) at <paramref name="port"/>.</summary>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException">The port is taken.</exception>
+    public static BochsShutdownPort AddShutdownPort(PortBus ports, StopRequest stop, ushort port = BochsShutdownPort.DefaultPort)
+    {
+        DeviceThrow.NotNull(ports, nameof(ports), "The Bochs shutdown port");
+        var device = new BochsShutdownPort(stop, port);
+        ports.Add("bochs-shutdown", port, 1, device);
+        return device;
     }
 }

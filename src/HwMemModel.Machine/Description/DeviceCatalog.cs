@@ -61,7 +61,36 @@ public static class DeviceCatalog
                 ["read-only"] = "true to offer VIRTIO_BLK_F_RO and refuse writes",
                 ["serial"] = "the GET_ID string (ASCII, at most 20 bytes)",
             }, "virtio-mmio (version 2) block device with one split virtqueue"),
+        new(FwCfgIo, [ResourceKind.Io], 0, FwCfgPortsWithDma, IrqUse.None, IrqTrigger.EdgeRising,
+            new Dictionary<string, string>
+            {
+                ["dma"] = "true or false: the DMA register at base + 4 (QEMU's pc machine: true, FW_CFG_ID 3; false: ID 1, 2 ports)",
+            }, "QEMU fw_cfg (port interface): selector at base, data at base + 1, DMA at base + 4; signature, ID, CPU count, RAM size, etc/e820"),
+        new(PcTestdevKind, [ResourceKind.Io], 0, (ulong)PcTestdev.PortCount, IrqUse.None, IrqTrigger.EdgeRising,
+            new Dictionary<string, string>(),
+            "QEMU pc-testdev at its fixed addresses: latch ports 0xe0-0xeb, ISA IRQ lines at 0x2000-0x2017, 64 KiB of memory at 0xff000000"),
+        new(BochsShutdown, [ResourceKind.Io], 0, 1, IrqUse.None, IrqTrigger.EdgeRising,
+            new Dictionary<string, string>(),
+            "Bochs power-off port (0x8900; not in QEMU 7.2): \"Shutdown\" written byte by byte stops with status 0"),
     ];
+
+    /// <summary>Compatible string of QEMU's fw_cfg in I/O space (QEMU's type <c>fw_cfg_io</c>).</summary>
+    public const string FwCfgIo = "qemu,fw-cfg-io";
+
+    /// <summary>Compatible string of QEMU's <c>pc-testdev</c>.</summary>
+    public const string PcTestdevKind = "qemu,pc-testdev";
+
+    /// <summary>
+    /// Compatible string of the Bochs power-off port: the semantics are Bochs's (and QEMU's before 1.4, which copied
+    /// them as "same as Bochs power off"), so the vendor prefix names Bochs.
+    /// </summary>
+    public const string BochsShutdown = "bochs,shutdown-port";
+
+    /// <summary>Ports fw_cfg spans with DMA: selector/data at base, base + 1, the DMA register at base + 4 to base + 11.</summary>
+    public const ulong FwCfgPortsWithDma = 12;
+
+    /// <summary>Whether a fw_cfg description asks for the DMA interface (the default).</summary>
+    internal static bool FwCfgDma(DeviceDescription d) => !d.Options.TryGetValue("dma", out var v) || !bool.TryParse(v, out var b) || b;
 
     /// <summary>Every known kind.</summary>
     public static IReadOnlyList<DeviceKind> All => Kinds;
@@ -82,6 +111,7 @@ public static class DeviceCatalog
     internal static ulong SizeOf(DeviceDescription d, DeviceKind kind)
     {
         if (d.Size is { } s) return s;
+        if (kind.Compatible == FwCfgIo && d.Space == ResourceKind.Io) return FwCfgDma(d) ? FwCfgPortsWithDma : (ulong)FwCfg.IoPorts;
         if (d.Space == ResourceKind.Io) return kind.DefaultPorts;
         if (kind.Compatible == "ns16550a" && d.Options.TryGetValue("reg-shift", out var shift) && int.TryParse(shift, out var sh) && sh is >= 0 and <= 2)
             return 8UL << sh;
@@ -157,10 +187,55 @@ public static class DeviceCatalog
                 Map(d, size, blk, parts);
                 return blk;
             }
+            case FwCfgIo:
+            {
+                bool dma = FwCfgDma(d);
+                var description = parts.Description;
+                ulong ramSize = description?.RamSize ?? RamSizeOf(parts.Bus);
+                int cpus = description?.Cpus ?? 1;
+                var fw = PcFwCfg.Create(ramSize, cpus, HpetFor(parts), dma ? new DmaPort(parts.Bus, d.Name, PcPlatform.FwCfgRequesterId) : null, parts.DeviceLog);
+                ushort port = (ushort)d.Base!.Value;
+                parts.Ports.Add(d.Name, port, FwCfg.IoPorts, fw);
+                if (dma) parts.Ports.Add(d.Name + ".dma", (ushort)(port + 4), FwCfg.DmaIoPorts, fw.DmaWindow!);
+                return fw;
+            }
+            case PcTestdevKind:
+                return PcPlatform.AddPcTestdev(parts.Bus, parts.Ports, parts.Chipset, parts.Stop, parts.DeviceLog);
+            case BochsShutdown:
+            {
+                var shutdown = new BochsShutdownPort(parts.Stop, (ushort)d.Base!.Value);
+                Map(d, size, shutdown, parts);
+                return shutdown;
+            }
             default:
                 throw new InvalidOperationException($"The catalogue lists '{kind.Compatible}' but cannot build it.");
         }
     }
+
+    // The HPET fw_cfg reports: the description's (its base and timer count), else one already mapped, else none.
+    private static FwCfgHpet? HpetFor(MachineParts parts)
+    {
+        if (parts.Description is { } description)
+        {
+            var hpet = description.Devices.FirstOrDefault(x => Find(x.Compatible)?.Compatible == "intel,hpet");
+            if (hpet is null) return null;
+            int timers = hpet.Options.TryGetValue("timers", out var t) ? int.Parse(t, CultureInfo.InvariantCulture) : 3;
+            return new FwCfgHpet(FwCfgHpet.BlockIdFor(timers), hpet.Base!.Value);
+        }
+
+        if (parts.Chipset.Hpet is { } model)
+        {
+            foreach (var region in parts.Bus.Regions)
+                if (region is MmioRegion mmio && ReferenceEquals(mmio.Device, model))
+                    return new FwCfgHpet((uint)model.Capabilities, mmio.Base);
+        }
+
+        return null;
+    }
+
+    // RAM size of a bus made by DefaultMachine.CreateBus: RAM below 4 GiB ends at the RAM size.
+    private static ulong RamSizeOf(PhysicalBus bus)
+        => bus.Regions.Where(r => r.Kind == MemoryRegionKind.Ram).Select(r => r.Base + r.Size).DefaultIfEmpty(0x10_0000UL).Max();
 
     private static void Map(DeviceDescription d, ulong size, IMmioDevice device, MachineParts parts)
     {
@@ -171,4 +246,8 @@ public static class DeviceCatalog
 
 /// <summary>What device factories need from the machine being built.</summary>
 internal sealed record MachineParts(PhysicalBus Bus, PortBus Ports, GuestClock Clock, StopRequest Stop, PcChipset Chipset,
-    DeviceLog DeviceLog, Func<DeviceDescription, Stream> SerialOutput, Func<DeviceDescription, Stream?> SerialInput, List<IDisposable> Owned);
+    DeviceLog DeviceLog, Func<DeviceDescription, Stream> SerialOutput, Func<DeviceDescription, Stream?> SerialInput, List<IDisposable> Owned)
+{
+    /// <summary>The description being built (fw_cfg reports its RAM size, CPU count and HPET); null when not given.</summary>
+    public MachineDescription? Description { get; init; }
+}

@@ -75,6 +75,7 @@ public static class MachineDescriptionValidator
         var gsis = FixedGsis.ToDictionary(g => g.Gsi, g => g.Who);
         var names = new Dictionary<string, string>(StringComparer.Ordinal);
         bool hpet = false;
+        var singletons = new Dictionary<string, string>(StringComparer.Ordinal);
 
         for (int i = 0; i < d.Devices.Count; i++)
         {
@@ -91,6 +92,7 @@ public static class MachineDescriptionValidator
                 throw new MachineDescriptionException($"{path}.Space", $"{kind.Compatible} cannot be placed in {SpaceName(dev.Space)} space; allowed: {string.Join(", ", kind.Spaces.Select(SpaceName))}.");
             if (dev.Base is not { } start) throw new MachineDescriptionException($"{path}.Base", $"missing: {kind.Compatible} needs a base {(dev.Space == ResourceKind.Io ? "port" : "address")}.");
             CheckOptions(dev, kind, path);
+            CheckFixedShape(dev, kind, path, start, singletons, windows, ports);
             ulong size = DeviceCatalog.SizeOf(dev, kind);
             if (size == 0) throw new MachineDescriptionException($"{path}.Size", "must be at least 1.");
             ulong last = start + size - 1;
@@ -155,6 +157,10 @@ public static class MachineDescriptionValidator
                 if (dev.Options.TryGetValue("input", out var inp) && inp is not ("host" or "null" or "stdin"))
                     throw new MachineDescriptionException(Opt("input"), $"'{inp}' is not allowed; host, null or stdin.");
                 break;
+            case DeviceCatalog.FwCfgIo:
+                if (dev.Options.TryGetValue("dma", out var dma) && !bool.TryParse(dma, out _))
+                    throw new MachineDescriptionException(Opt("dma"), $"'{dma}' is not a boolean; true or false.");
+                break;
             case "intel,hpet":
                 if (dev.Options.TryGetValue("timers", out var t) && (!int.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n is < 3 or > 32))
                     throw new MachineDescriptionException(Opt("timers"), $"'{t}' is not allowed; 3 to 32 comparators.");
@@ -179,6 +185,38 @@ public static class MachineDescriptionValidator
                 break;
             }
         }
+    }
+
+    // fw_cfg, pc-testdev and the Bochs shutdown port: their size is fixed; fw_cfg and pc-testdev exist once, and
+    // pc-testdev sits at QEMU's fixed addresses (its IRQ ports and memory window are reserved here as well).
+    private static void CheckFixedShape(DeviceDescription dev, DeviceKind kind, string path, ulong start, Dictionary<string, string> singletons,
+        List<(string Who, string Path, ulong Start, ulong Last)> windows, List<(string Who, string Path, ulong Start, ulong Last)> ports)
+    {
+        ulong? size = kind.Compatible switch
+        {
+            DeviceCatalog.FwCfgIo => DeviceCatalog.FwCfgDma(dev) ? DeviceCatalog.FwCfgPortsWithDma : (ulong)Devices.Platform.FwCfg.IoPorts,
+            DeviceCatalog.PcTestdevKind => (ulong)Devices.Misc.PcTestdev.PortCount,
+            DeviceCatalog.BochsShutdown => 1,
+            _ => null,
+        };
+        if (size is not { } fixedSize) return;
+        if (dev.Size is { } given && given != fixedSize)
+            throw new MachineDescriptionException($"{path}.Size", kind.Compatible == DeviceCatalog.FwCfgIo
+                ? $"{given} is not allowed; fw_cfg takes {fixedSize} ports ({(fixedSize == 2 ? "selector and data, no DMA" : "selector and data at base, the DMA register at base + 4 to base + 11")}); omit Size."
+                : $"{given} is not allowed; {kind.Compatible} takes {fixedSize} port{(fixedSize == 1 ? "" : "s")}; omit Size.");
+        if (kind.Compatible == DeviceCatalog.BochsShutdown) return;
+        if (singletons.TryGetValue(kind.Compatible, out var first))
+            throw new MachineDescriptionException(path, $"{first} is already a {kind.Compatible}; a machine has at most one (QEMU: \"at most one {(kind.Compatible == DeviceCatalog.FwCfgIo ? "fw_cfg" : "pc-testdev")} device is permitted\").");
+        singletons[kind.Compatible] = path;
+        if (kind.Compatible != DeviceCatalog.PcTestdevKind) return;
+        if (start != Devices.Misc.PcTestdev.PortBase)
+            throw new MachineDescriptionException($"{path}.Base", $"0x{start:x} is not allowed; pc-testdev's ports are fixed at 0xe0 (with 0x2000-0x2017 and memory at 0xff000000), as on QEMU.");
+        const ulong IrqFirst = Devices.Misc.PcTestdev.IrqPortBase, IrqLast = IrqFirst + Devices.Misc.PcTestdev.IrqPortCount - 1;
+        const ulong MemFirst = Devices.Misc.PcTestdev.IoMemBase, MemLast = MemFirst + Devices.Misc.PcTestdev.IoMemSize - 1;
+        CheckOverlap(ports, $"{dev.Name} (IRQ lines)", $"{path}.Base", IrqFirst, IrqLast, "ports");
+        ports.Add(($"{dev.Name} (IRQ lines)", path, IrqFirst, IrqLast));
+        CheckOverlap(windows, $"{dev.Name} (iomem)", $"{path}.Base", MemFirst, MemLast, "window");
+        windows.Add(($"{dev.Name} (iomem)", path, MemFirst, MemLast));
     }
 
     private static void CheckFixedWindow(List<(string Who, string Path, ulong Start, ulong Last)> windows, string name, string path, ulong start)
