@@ -45,8 +45,17 @@ public enum ApicDeliveryMode
 /// current count = initial - elapsed ticks (one-shot, stops at 0) or initial - elapsed mod (initial + 1)
 /// (periodic, LVT bit 17). On expiry the LVT timer vector enters IRR unless masked.</para>
 /// <para>Interrupt acceptance (<see cref="AcceptInterrupt"/>, <see cref="Acknowledge"/>, EOI with
-/// <see cref="EoiBroadcast"/> for level-triggered vectors) follows QEMU so that delivery can be added later; the
-/// ICR only stores its value and raises <see cref="IpiRequested"/>.</para>
+/// <see cref="EoiBroadcast"/> for level-triggered vectors) follows QEMU.</para>
+/// <para>IPIs (Intel SDM Vol. 3A §10.6.1; QEMU apic_deliver): writing ICR low (0x300) stores the word as written (QEMU
+/// keeps bit 12, delivery status, as written: delivery is immediate, so it never reads "send pending" unless the guest
+/// wrote it) and raises <see cref="IpiRequested"/> and <see cref="IpiSent"/> with the decoded <see cref="ApicMessage"/>
+/// (destination from ICR high bits 24-31). The APIC does not deliver IPIs itself: <see cref="ApicBus"/> does. A fixed or
+/// lowest-priority IPI with a vector 0-15 sets ESR bit 5 ("send illegal vector", SDM §10.5.3) and is still sent; the
+/// receiver refuses it (<see cref="AcceptMessage"/>, ESR bit 6). QEMU sets neither bit.</para>
+/// <para>x2APIC (SDM §10.12): <see cref="TrySetApicBase"/> follows the mode transitions of §10.12.5 (QEMU's
+/// apic_set_base_check); in x2APIC mode the registers are MSRs 0x800 + index (<see cref="TryReadMsr"/>,
+/// <see cref="TryWriteMsr"/>, false where the SDM raises #GP) and MMIO accesses read 0 and are ignored (SDM §10.12.2:
+/// the MMIO interface behaves as a globally disabled xAPIC's), except MSI writes at offset 0x000-0x00F.</para>
 /// </remarks>
 public sealed class LocalApic : IMmioDevice, ITimedDevice
 {
@@ -62,6 +71,32 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
     private const uint LvtMasked = 1u << 16, LvtLevelTrigger = 1u << 15, LvtTimerPeriodic = 1u << 17;
     private const uint SvrEnable = 1u << 8;
     private const uint EsrIllegalAddress = 1u << 7;
+
+    /// <summary>ESR bit 5: an IPI with a vector 0-15 was sent (SDM §10.5.3).</summary>
+    public const uint EsrSendIllegalVector = 1u << 5;
+
+    /// <summary>ESR bit 6: a message with a vector 0-15 was received and refused (SDM §10.5.3).</summary>
+    public const uint EsrReceiveIllegalVector = 1u << 6;
+
+    /// <summary>IA32_APIC_BASE bit 8: bootstrap processor.</summary>
+    public const ulong ApicBaseBsp = 1UL << 8;
+
+    /// <summary>IA32_APIC_BASE bit 10: x2APIC mode (EXTD).</summary>
+    public const ulong ApicBaseExtd = 1UL << 10;
+
+    /// <summary>IA32_APIC_BASE bit 11: APIC global enable (EN).</summary>
+    public const ulong ApicBaseEnable = 1UL << 11;
+
+    /// <summary>The first x2APIC MSR (register index 0).</summary>
+    public const uint X2ApicMsrBase = 0x800;
+
+    /// <summary>The default APIC base address (IA32_APIC_BASE bits 12 and up after reset).</summary>
+    public const ulong DefaultBaseAddress = 0xFEE00000;
+
+    private const ulong ApicBaseAddressMask = 0x000F_FFFF_FFFF_F000UL; // MAXPHYADDR ≤ 52
+    private const ulong ApicBaseReserved = ~(ApicBaseAddressMask | ApicBaseBsp | ApicBaseExtd | ApicBaseEnable);
+    private const uint IcrDeliveryStatus = 1u << 12;
+    private const uint X2IcrReservedLow = 0xFFF3_2000; // bits 13, 16-17, 20-31 (SDM Figure 10-28)
 
     private readonly GuestClock _clock;
     private readonly uint[] _isr = new uint[8];
@@ -80,6 +115,8 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
     private uint _divideConfiguration;
     private int _countShift;
     private long _nextTimer = long.MaxValue;
+    private ulong _apicBase;
+    private uint _x2LogicalDestination;
 
     /// <summary>Creates the local APIC of CPU <paramref name="cpuIndex"/> in its reset state.</summary>
     /// <param name="clock">Guest time (the APIC timer's clock).</param>
@@ -98,6 +135,33 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
         CpuIndex = cpuIndex;
         Reset();
     }
+
+    /// <summary>
+    /// Whether the CPU reports x2APIC support (CPUID.1:ECX bit 21); when false, setting IA32_APIC_BASE.EXTD is refused
+    /// (#GP). True by default.
+    /// </summary>
+    public bool X2ApicSupported { get; init; } = true;
+
+    /// <summary>The x2APIC ID (the initial APIC ID, = <see cref="CpuIndex"/>): MSR 0x802 in x2APIC mode.</summary>
+    public uint X2ApicId => (uint)CpuIndex;
+
+    /// <summary>IA32_APIC_BASE as the CPU's MSR reads it: base address, BSP (CPU 0), EXTD and EN.</summary>
+    public ulong ApicBase => _apicBase;
+
+    /// <summary>The APIC's physical base address (IA32_APIC_BASE bits 12 and up).</summary>
+    public ulong BaseAddress => _apicBase & ApicBaseAddressMask;
+
+    /// <summary>Whether the APIC is in x2APIC mode (IA32_APIC_BASE EN and EXTD set).</summary>
+    public bool IsX2ApicMode => (_apicBase & ApicBaseExtd) != 0;
+
+    /// <summary>
+    /// The logical destination: LDR bits 24-31 in xAPIC mode; in x2APIC mode the 32-bit logical x2APIC ID
+    /// (cluster = x2APIC ID bits 4-19 in bits 16-31, 1 &lt;&lt; ID bits 0-3 in bits 0-15; SDM §10.12.10.2).
+    /// </summary>
+    public uint LogicalDestination => IsX2ApicMode ? _x2LogicalDestination : _logicalDestination;
+
+    /// <summary>The destination format model (DFR bits 28-31): 0xF flat, 0x0 cluster.</summary>
+    public byte DestinationFormat => _destinationFormat;
 
     /// <inheritdoc />
     public string Name => "Local APIC";
@@ -127,7 +191,11 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
     /// IA32_APIC_BASE bit 11 (global enable), owned by the CPU's MSR; true at reset. QEMU delivers PIC interrupts to
     /// the CPU only when this is clear or LINT0 is unmasked (<see cref="AcceptsPicInterrupts"/>).
     /// </summary>
-    public bool GloballyEnabled { get; set; } = true;
+    public bool GloballyEnabled
+    {
+        get => (_apicBase & ApicBaseEnable) != 0;
+        set => _apicBase = value ? _apicBase | ApicBaseEnable : _apicBase & ~(ApicBaseEnable | ApicBaseExtd);
+    }
 
     /// <summary>The error status register.</summary>
     public uint Esr => _esr;
@@ -170,6 +238,12 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
 
     /// <summary>Raised with the ICR value (high half in bits 32-63) when the guest writes the ICR's low half.</summary>
     public event Action<ulong>? IpiRequested;
+
+    /// <summary>
+    /// Raised with the decoded message when the guest sends an IPI: a write of ICR low (xAPIC), of the ICR MSR 0x830 or
+    /// of the SELF IPI MSR 0x83F (x2APIC). The APIC never delivers IPIs itself; <see cref="ApicBus"/> subscribes.
+    /// </summary>
+    public event Action<ApicMessage>? IpiSent;
 
     /// <summary>Raised with (address, data) for a 32-bit write to offset 0x000-0x00F (an MSI in QEMU).</summary>
     public event Action<ulong, uint>? MsiWritten;
@@ -217,7 +291,207 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
         _initialCount = 0;
         _initialCountLoadTime = _clock.Nanoseconds;
         _nextTimer = long.MaxValue;
-        GloballyEnabled = true;
+        _apicBase = DefaultBaseAddress | ApicBaseEnable | (CpuIndex == 0 ? ApicBaseBsp : 0);
+        _x2LogicalDestination = 0;
+    }
+
+    /// <summary>
+    /// The INIT reset a CPU performs on an INIT message: as <see cref="Reset"/> except that the APIC ID and
+    /// IA32_APIC_BASE (x2APIC mode included) keep their values (Intel SDM Vol. 3A §10.4.7.3, §10.12.5.1).
+    /// </summary>
+    public void InitReset()
+    {
+        byte id = _id;
+        ulong apicBase = _apicBase;
+        uint x2Ldr = _x2LogicalDestination;
+        Reset();
+        _id = id;
+        _apicBase = apicBase;
+        _x2LogicalDestination = x2Ldr;
+    }
+
+    /// <summary>
+    /// A WRMSR of IA32_APIC_BASE (MSR 0x1B). Returns false, changing nothing, where the SDM raises #GP: reserved bits
+    /// (0-7, 9, 52-63; the CPU checks its own MAXPHYADDR), EXTD without x2APIC support, EXTD without EN, disabled →
+    /// x2APIC directly, x2APIC → xAPIC without passing through disabled (SDM §10.12.5, Figure 10-27; QEMU
+    /// apic_set_base_check). The BSP flag keeps its value (QEMU). Clearing EN clears EXTD and SVR bit 8 (QEMU
+    /// apic_set_base); entering x2APIC mode derives the logical x2APIC ID from the x2APIC ID (SDM §10.12.10.2).
+    /// </summary>
+    public bool TrySetApicBase(ulong value)
+    {
+        bool enable = (value & ApicBaseEnable) != 0, extd = (value & ApicBaseExtd) != 0;
+        bool wasEnabled = GloballyEnabled, wasX2 = IsX2ApicMode;
+        if ((value & ApicBaseReserved) != 0
+            || (extd && !X2ApicSupported)
+            || (extd && !enable)
+            || (!wasEnabled && enable && extd)
+            || (wasX2 && enable && !extd))
+        {
+            return false;
+        }
+
+        _apicBase = (value & ApicBaseAddressMask) | (_apicBase & ApicBaseBsp) | (enable ? ApicBaseEnable : 0)
+            | (extd ? ApicBaseExtd : 0);
+        if (!enable)
+        {
+            _spurious &= unchecked((ushort)~SvrEnable);
+        }
+
+        if (extd && !wasX2)
+        {
+            _x2LogicalDestination = ((X2ApicId >> 4) << 16) | (1u << (int)(X2ApicId & 0xF));
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Receives a fixed, lowest-priority or ExtINT message from the APIC bus: a vector 0-15 is refused with ESR bit 6
+    /// ("receive illegal vector", SDM §10.5.3: the APIC never sets IRR bits 0-15) and false; otherwise as
+    /// <see cref="AcceptInterrupt"/>.
+    /// </summary>
+    public bool AcceptMessage(byte vector, bool levelTriggered)
+    {
+        if (vector < 16)
+        {
+            _esr |= EsrReceiveIllegalVector;
+            return false;
+        }
+
+        AcceptInterrupt(vector, levelTriggered);
+        return true;
+    }
+
+    /// <summary>
+    /// Whether a message with destination field <paramref name="destination"/> (no shorthand) reaches this APIC, as
+    /// QEMU's apic_get_delivery_bitmask: physical 0xFFFFFFFF reaches every APIC and logical 0xFFFFFFFF every x2APIC;
+    /// physical: the x2APIC ID (x2APIC mode) or the 8-bit ID, 0xFF reaching every xAPIC-mode APIC; logical x2APIC:
+    /// same cluster (bits 16-31) and a common bit in 0-15; logical xAPIC: the low byte by the flat (DFR 0xF) or
+    /// cluster (DFR 0x0; cluster 0xF reaches every cluster, SDM §10.6.2.2) model.
+    /// </summary>
+    public bool AcceptsDestination(uint destination, bool logical)
+    {
+        bool x2 = IsX2ApicMode;
+        if (destination == 0xFFFF_FFFF && (!logical || x2))
+        {
+            return true;
+        }
+
+        if (!logical)
+        {
+            return x2 ? destination == X2ApicId : destination == 0xFF || (byte)destination == _id;
+        }
+
+        if (x2)
+        {
+            return destination >> 16 == _x2LogicalDestination >> 16 && (destination & _x2LogicalDestination & 0xFFFF) != 0;
+        }
+
+        byte d = (byte)destination;
+        if (_destinationFormat == 0xF)
+        {
+            return (d & _logicalDestination) != 0;
+        }
+
+        if (_destinationFormat == 0x0)
+        {
+            return ((d & 0xF0) == 0xF0 || (d & 0xF0) == (_logicalDestination & 0xF0)) && (d & _logicalDestination & 0x0F) != 0;
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// RDMSR of x2APIC MSR <paramref name="msr"/> (0x800 + register index, SDM §10.12.1.2 Table 10-6). False (#GP)
+    /// outside x2APIC mode, for MSRs the table does not list (APR 0x809, DFR 0x80E, ICR high 0x831, CMCI 0x82F as this
+    /// APIC has six LVTs, 0x840-0xBFF, ...) and for the write-only EOI (0x80B) and SELF IPI (0x83F). No ESR bit is set
+    /// (SDM §10.12.1.3: illegal register accesses fault instead). ICR 0x830 reads both halves, destination in 63:32.
+    /// </summary>
+    public bool TryReadMsr(uint msr, out ulong value)
+    {
+        value = 0;
+        if (!IsX2ApicMode || msr - X2ApicMsrBase >= 0x40)
+        {
+            return false;
+        }
+
+        Poll();
+        int index = (int)(msr - X2ApicMsrBase);
+        switch (index)
+        {
+            case 0x02:
+                value = X2ApicId;
+                return true;
+            case 0x0D:
+                value = _x2LogicalDestination;
+                return true;
+            case 0x30:
+                value = Icr;
+                return true;
+            case 0x03 or 0x08 or 0x0A or 0x0F or (>= 0x10 and <= 0x28) or (>= 0x32 and <= 0x39) or 0x3E:
+                value = ReadRegister(index);
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>
+    /// WRMSR of x2APIC MSR <paramref name="msr"/>. False (#GP) outside x2APIC mode, for unlisted MSRs, for the read-only
+    /// ones (ID, version, PPR, LDR, ISR, TMR, IRR, current count), for a non-zero value to EOI or ESR, for bits 63:32
+    /// set (every MSR but the ICR), and for reserved bits set in TPR (31:8), SELF IPI (31:8) and the ICR (13, 16-17,
+    /// 20-31; SDM §10.12.1.3). The ICR (0x830) takes the 32-bit destination in bits 63:32, ignores bit 12 and sends
+    /// the IPI; SELF IPI (0x83F) sends a fixed, edge-triggered IPI to this APIC (SDM §10.12.11).
+    /// </summary>
+    public bool TryWriteMsr(uint msr, ulong value)
+    {
+        if (!IsX2ApicMode || msr - X2ApicMsrBase >= 0x40)
+        {
+            return false;
+        }
+
+        Poll();
+        int index = (int)(msr - X2ApicMsrBase);
+        if (index == 0x30)
+        {
+            uint low = (uint)value;
+            if ((low & X2IcrReservedLow) != 0)
+            {
+                return false;
+            }
+
+            _icr[0] = low & ~IcrDeliveryStatus;
+            _icr[1] = (uint)(value >> 32);
+            SendIpi(Icr);
+            return true;
+        }
+
+        if (value >> 32 != 0)
+        {
+            return false;
+        }
+
+        uint v = (uint)value;
+        switch (index)
+        {
+            case 0x08 or 0x3F when v > 0xFF:
+            case 0x0B or 0x28 when v != 0:
+                return false;
+            case 0x0B:
+                EndOfInterrupt();
+                return true;
+            case 0x28:
+                return true; // zero write: ignored as the MMIO write (QEMU)
+            case 0x3F:
+                SendMessage(new ApicMessage(CpuIndex, (byte)v, ApicDeliveryMode.Fixed, false, 0,
+                    ApicDestinationShorthand.Self, true, false));
+                return true;
+            case 0x08 or 0x0F or (>= 0x32 and <= 0x38) or 0x3E:
+                WriteRegister(index, v);
+                return true;
+            default:
+                return false;
+        }
     }
 
     /// <summary>
@@ -329,7 +603,7 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
     public BusStatus Read(ulong offset, int size, out ulong value, BusAttributes attributes)
     {
         Poll();
-        value = size < 4 ? 0 : ReadRegister((int)((offset >> 4) & 0xFF));
+        value = size < 4 || IsX2ApicMode ? 0 : ReadRegister((int)((offset >> 4) & 0xFF));
         return BusStatus.Ok;
     }
 
@@ -349,7 +623,11 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
             return BusStatus.Ok;
         }
 
-        WriteRegister(index, (uint)value);
+        if (!IsX2ApicMode)
+        {
+            WriteRegister(index, (uint)value);
+        }
+
         return BusStatus.Ok;
     }
 
@@ -432,7 +710,7 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
                 break;
             case 0x30:
                 _icr[0] = value;
-                IpiRequested?.Invoke(Icr);
+                SendIpi(Icr);
                 break;
             case 0x31:
                 _icr[1] = value;
@@ -459,6 +737,23 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
                 _esr |= EsrIllegalAddress;
                 break;
         }
+    }
+
+    /// <summary>Raises the ICR events for <paramref name="icr"/> (QEMU apic_deliver, SDM §10.6.1).</summary>
+    private void SendIpi(ulong icr)
+    {
+        IpiRequested?.Invoke(icr);
+        SendMessage(ApicMessage.FromIcr(CpuIndex, icr, IsX2ApicMode));
+    }
+
+    private void SendMessage(ApicMessage message)
+    {
+        if (message.Vector < 16 && message.DeliveryMode is ApicDeliveryMode.Fixed or ApicDeliveryMode.LowestPriority)
+        {
+            _esr |= EsrSendIllegalVector;
+        }
+
+        IpiSent?.Invoke(message);
     }
 
     private uint CurrentCount(long now)
