@@ -17,6 +17,7 @@ public static class FirmwareImages
         StringsModes(),
         SyscallIst(),
         Smc(),
+        Smp(),
         Bench(),
     ]);
 
@@ -48,6 +49,13 @@ public static class FirmwareImages
             File.WriteAllBytes(Path.Combine(directory, image.FileName), image.Bytes);
         }
     }
+
+    /// <summary>
+    /// <c>smp</c> (BIOS): fw_cfg's CPU count, INIT and two start-up IPIs to all other CPUs, each AP counts itself in
+    /// from a real-mode trampoline at 0x8000; prints how many started (run it with QEMU's <c>-smp N</c> or
+    /// <c>PcMachineOptions.Cpus</c>).
+    /// </summary>
+    public static FirmwareImage Smp() => new("smp", ImageKind.Bios, SmpImage.Build(), SmpImage.Description);
 
     /// <summary>
     /// <c>hello</c> (BIOS): real mode, 32-bit protected mode, long mode with a 1 GiB identity map; prints CR0,

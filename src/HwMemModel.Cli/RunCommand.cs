@@ -41,6 +41,8 @@ public static class RunCommand
         cmd.Options.Add(machineFile);
         var initrd = new Option<string?>("--initrd") { Description = "Multiboot modules (with --kernel), as QEMU's -initrd: \"FILE [ARGS][,FILE [ARGS]...]\"; each becomes a module whose string is its whole \"FILE ARGS\" text, module 0 first." };
         cmd.Options.Add(initrd);
+        var smp = new Option<int>("--smp") { Description = "CPUs, 1 to 64 (QEMU's -smp N): CPU 0 starts at the reset vector, the others wait for INIT and a start-up IPI; they run in turn, deterministically.", DefaultValueFactory = _ => 1 };
+        cmd.Options.Add(smp);
         var device = new Option<string[]>("--device") { Description = "Add a device QEMU adds on request: pc-testdev (ports 0xE0-0xEB, IRQ ports at 0x2000, 64 KiB at 0xFF000000) or shutdown-port (\"Shutdown\" written to port 0x8900 powers off). Repeatable.", AllowMultipleArgumentsPerToken = false };
         cmd.Options.Add(device);
         var saveSnapshot = new Option<string?>("--save-snapshot") { Description = "At the end of the run, write RAM and CPU 0's paging state to this file, for hwmem walk VA --snapshot FILE." };
@@ -48,11 +50,11 @@ public static class RunCommand
         cmd.Options.Add(max);
         cmd.Options.Add(trace);
         cmd.Options.Add(gdb);
-        cmd.SetAction(r => Execute(r.GetValue(bios), r.GetValue(kernel), r.GetValue(append), r.GetValue(memory)!, r.GetValue(max), r.GetValue(trace), r.GetValue(gdb), r.GetValue(machineFile), r.GetValue(saveSnapshot), r.GetValue(initrd), r.GetValue(device), stdout, stderr, rawStdout));
+        cmd.SetAction(r => Execute(r.GetValue(bios), r.GetValue(kernel), r.GetValue(append), r.GetValue(memory)!, r.GetValue(max), r.GetValue(trace), r.GetValue(gdb), r.GetValue(machineFile), r.GetValue(saveSnapshot), r.GetValue(initrd), r.GetValue(device), r.GetValue(smp), stdout, stderr, rawStdout));
         root.Subcommands.Add(cmd);
     }
 
-    private static int Execute(string? bios, string? kernel, string? append, string memory, long? max, bool trace, int? gdb, string? machineFile, string? snapshotPath, string? initrd, string[]? devices,
+    private static int Execute(string? bios, string? kernel, string? append, string memory, long? max, bool trace, int? gdb, string? machineFile, string? snapshotPath, string? initrd, string[]? devices, int smp,
         TextWriter stdout, TextWriter stderr, Stream? rawStdout)
     {
         if ((bios is null) == (kernel is null))
@@ -63,6 +65,11 @@ public static class RunCommand
         if (append is not null && kernel is null)
         {
             stderr.WriteLine("hwmem run: --append applies only to --kernel (a multiboot command line).");
+            return HwmemCommand.ExitUsage;
+        }
+        if (smp is < 1 or > 64)
+        {
+            stderr.WriteLine($"hwmem run: --smp {smp} is out of range; give 1 to 64 CPUs.");
             return HwmemCommand.ExitUsage;
         }
         if (initrd is not null && kernel is null)
@@ -125,6 +132,7 @@ public static class RunCommand
             SerialOutput = serial,
             Description = machineFile is null ? null : Machine.Description.MachineDescriptionReader.FromJsonFile(machineFile),
             PcTestdev = devices?.Contains("pc-testdev") == true,
+            Cpus = smp,
             ShutdownPort = devices?.Contains("shutdown-port") == true,
         };
         PcMachine machine;

@@ -21,6 +21,7 @@ public sealed partial class X86Cpu
         long start = _retired;
         long limit = maxInstructions > long.MaxValue - start ? long.MaxValue : start + maxInstructions;
         _fetchEpoch = -1; // the host may have used the MMU since the last run
+        if (WaitingForStartup) return new RunResult(StopKind.Halted, 0, $"CPU {Context.Id} waits for a start-up IPI");
         while (true)
         {
             try
@@ -142,6 +143,7 @@ public sealed partial class X86Cpu
                 ? $"HLT at {Where()} with no interrupt source that could wake the processor"
                 : $"HLT at {Where()} with interrupts disabled (EFLAGS.IF=0): the processor can never wake");
         }
+        if (ExternalClock) return Finish(StopKind.Halted, start, $"CPU {Context.Id} halted at {Where()}, waiting for an interrupt");
         long next = src.NextEventTime(Context.Id);
         if (next < 0)
         {

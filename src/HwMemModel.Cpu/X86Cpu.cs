@@ -232,6 +232,11 @@ public sealed partial class X86Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void SyncClock()
     {
+        if (ExternalClock)
+        {
+            _clockSynced = _retired;
+            return;
+        }
         long n = _retired - _clockSynced;
         if (n != 0)
         {

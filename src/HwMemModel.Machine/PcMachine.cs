@@ -26,6 +26,14 @@ public sealed record PcMachineOptions
     /// </summary>
     public Description.MachineDescription? Description { get; init; }
     /// <summary>
+    /// CPUs (QEMU's <c>-smp N</c>), 1 to 64. CPU 0 starts at the reset vector; the others wait for INIT and a
+    /// start-up IPI, as on a PC. With more than one, the CPUs run in turn for <see cref="SmpQuantum"/> instructions each
+    /// and guest time advances by one quantum per round, so every run is the same.
+    /// </summary>
+    public int Cpus { get; init; } = 1;
+    /// <summary>Instructions each CPU runs per turn when <see cref="Cpus"/> is more than 1 (1 to 1,000,000).</summary>
+    public long SmpQuantum { get; init; } = 1000;
+    /// <summary>
     /// Adds QEMU's <c>pc-testdev</c> (<c>-device pc-testdev</c>): latch ports 0xE0-0xEB, ISA IRQ lines at
     /// 0x2000-0x2017 and 64 KiB of memory at 0xFF000000. Off by default, as on QEMU.
     /// </summary>
@@ -51,6 +59,11 @@ public sealed class PcMachine : IInterruptSource
     {
         var description = options.Description;
         if (description is not null) Description.MachineDescriptionValidator.Validate(description);
+        if (options.Cpus is < 1 or > 64)
+            throw new ArgumentOutOfRangeException(nameof(options), options.Cpus, $"Cpus is {options.Cpus}; the machine takes 1 to 64 CPUs (QEMU's -smp).");
+        if (options.SmpQuantum is < 1 or > 1_000_000)
+            throw new ArgumentOutOfRangeException(nameof(options), options.SmpQuantum, $"SmpQuantum is {options.SmpQuantum}; give 1 to 1,000,000 instructions.");
+        _quantum = options.SmpQuantum;
         RamSize = description?.RamSize ?? options.RamSize;
         Bus = DefaultMachine.CreateBus(RamSize, options.Bios);
         Bus.AddRom("option rom", OptionRomBase, new byte[0x2_0000]);
@@ -60,12 +73,12 @@ public sealed class PcMachine : IInterruptSource
         var serial = options.SerialOutput ?? Stream.Null;
         if (description is null)
         {
-            Devices = PcPlatform.AddDefaultDevices(Bus, Ports, Clock, Stop, serial, RamSize);
+            Devices = PcPlatform.AddDefaultDevices(Bus, Ports, Clock, Stop, serial, RamSize, options.Cpus);
             Chipset = Devices.Chipset;
         }
         else
         {
-            Chipset = PcChipset.Add(Bus, Ports, Clock, Stop, RamSize, description.IoApicBase, description.LocalApicBase);
+            Chipset = PcChipset.Add(Bus, Ports, Clock, Stop, RamSize, description.IoApicBase, description.LocalApicBase, options.Cpus);
             var parts = new Description.MachineParts(Bus, Ports, Clock, Stop, Chipset, DeviceLog,
                 d => d.Options.TryGetValue("output", out var o) && o == "host" ? serial : Stream.Null, _ => null, _owned)
                 { Description = description };
@@ -81,7 +94,29 @@ public sealed class PcMachine : IInterruptSource
         var cpuid = new CpuidModel(Context.Features) { Vendor = "AuthenticAMD", Signature = 0x0006_0FB1 };
         Cpu = new X86Cpu(Context, Ports, Clock, Stop, cpuid) { Interrupts = this };
         Cpu.ApicBaseWritten += v => Chipset.LocalApic.GloballyEnabled = (v & (1UL << 11)) != 0;
+        _cpus.Add(Cpu);
+        for (int i = 1; i < options.Cpus; i++)
+        {
+            var ctx = new CpuContext(Bus, i, options.Features, description?.Tlb ?? options.Tlb);
+            var ap = new X86Cpu(ctx, Ports, Clock, Stop, cpuid) { Interrupts = this };
+            int index = i;
+            ap.ApicBaseWritten += v => Chipset.ApicBus![index].GloballyEnabled = (v & (1UL << 11)) != 0;
+            ap.Init();
+            _cpus.Add(ap);
+        }
+        if (Chipset.ApicBus is { } apics)
+        {
+            foreach (var c in _cpus) c.ExternalClock = true;
+            apics.InitRequested += cpu => { if (cpu > 0 && cpu < _cpus.Count) _cpus[cpu].Init(); };
+            apics.StartupRequested += (cpu, vector) => { if (cpu < _cpus.Count) _cpus[cpu].StartupIpi(vector); };
+        }
     }
+
+    private readonly List<X86Cpu> _cpus = [];
+    private readonly long _quantum;
+
+    /// <summary>Every CPU, CPU 0 first.</summary>
+    public IReadOnlyList<X86Cpu> AllCpus => _cpus;
 
     private readonly Dictionary<string, object> _models = new(StringComparer.Ordinal);
     private readonly List<IDisposable> _owned = [];
@@ -163,7 +198,48 @@ public sealed class PcMachine : IInterruptSource
     public MultibootLoadResult? Multiboot { get; private set; }
 
     /// <summary>Runs the CPU for at most <paramref name="maxInstructions"/> instructions (see <see cref="X86Cpu.Run"/>).</summary>
-    public RunResult Run(long maxInstructions = long.MaxValue) => Cpu.Run(maxInstructions);
+    public RunResult Run(long maxInstructions = long.MaxValue) => _cpus.Count == 1 ? Cpu.Run(maxInstructions) : RunSmp(maxInstructions);
+
+    /// <summary>
+    /// Round-robin over the CPUs: each runs up to one quantum; then guest time advances by the quantum (or, when every
+    /// CPU is idle, to the next device deadline). A stop request, a triple fault or a state the model does not model on
+    /// any CPU ends the run; halted and waiting CPUs are idle, not finished.
+    /// </summary>
+    private RunResult RunSmp(long maxInstructions)
+    {
+        long total = 0;
+        while (true)
+        {
+            bool anyRan = false;
+            for (int i = 0; i < _cpus.Count; i++)
+            {
+                long budget = Math.Min(_quantum, maxInstructions - total);
+                if (budget <= 0)
+                    return new RunResult(StopKind.InstructionLimit, total, $"instruction limit reached after {total} instructions on {_cpus.Count} CPUs");
+                var r = _cpus[i].Run(budget);
+                total += r.Instructions;
+                anyRan |= r.Instructions > 0;
+                switch (r.Kind)
+                {
+                    case StopKind.InstructionLimit or StopKind.Halted:
+                        continue;
+                    default:
+                        return r with { Instructions = total, Report = _cpus.Count > 1 ? $"CPU {i}: {r.Report}" : r.Report };
+                }
+            }
+            if (anyRan)
+            {
+                Clock.Advance(_quantum * GuestClock.NanosecondsPerInstruction);
+                continue;
+            }
+            // Every CPU is idle: skip to the next device event, or stop when nothing can ever wake one (a CPU waiting
+            // for a start-up IPI needs another CPU to send it; a CPU halted with IF=0 wakes for nothing modelled here).
+            long next = Chipset.NextDeadline;
+            if (next == long.MaxValue || !_cpus.Any(c => !c.WaitingForStartup && (c.Rflags & 0x200) != 0))
+                return new RunResult(StopKind.Halted, total, $"every CPU is halted or waiting for a start-up IPI and no interrupt is scheduled");
+            Clock.Advance(Math.Max(1, next - Clock.Nanoseconds));
+        }
+    }
 
     /// <summary>
     /// The exit status QEMU would end with: isa-debug-exit's (v &lt;&lt; 1) | 1, 0 for a triple fault or a reset
@@ -225,10 +301,10 @@ public sealed class PcMachine : IInterruptSource
     {
         // Devices bring themselves up to date on register accesses; timers need a poll once their deadline passed.
         if (Clock.Nanoseconds >= Chipset.NextDeadline) Chipset.Poll();
-        return Chipset.CpuInterruptPending;
+        return Chipset.CpuInterruptPendingFor(cpu);
     }
 
-    int IInterruptSource.Acknowledge(int cpu) => Chipset.AcknowledgeInterrupt();
+    int IInterruptSource.Acknowledge(int cpu) => Chipset.AcknowledgeInterruptFor(cpu);
 
     long IInterruptSource.NextEventTime(int cpu)
     {

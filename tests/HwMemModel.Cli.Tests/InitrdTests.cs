@@ -98,3 +98,34 @@ public sealed class RunDeviceOptionTests
         }
     }
 }
+
+public sealed class RunSmpOptionTests
+{
+    [TestCase("0")]
+    [TestCase("65")]
+    public void Smp_outside_1_to_64_is_a_usage_error(string n)
+    {
+        var e = new StringWriter();
+        Assert.That(HwmemCommand.Run(["run", "--bios", "/nonexistent.bin", "--smp", n], new StringWriter(), e), Is.EqualTo(HwmemCommand.ExitUsage));
+        Assert.That(e.ToString(), Does.Contain($"--smp {n} is out of range; give 1 to 64 CPUs."));
+    }
+
+    [Test]
+    public void Smp_4_starts_three_application_processors()
+    {
+        var image = FirmwareImages.Get("smp");
+        string path = Path.Combine(Path.GetTempPath(), $"hwmem-smp-{Environment.ProcessId}.bin");
+        File.WriteAllBytes(path, image.Bytes);
+        try
+        {
+            var o = new StringWriter();
+            int code = HwmemCommand.Run(["run", "--bios", path, "--smp", "4"], o, new StringWriter());
+            Assert.That(code, Is.EqualTo(FirmwareImages.QemuSuccessExitStatus));
+            Assert.That(o.ToString(), Does.Contain("smp: application processors started: 3 of 3"));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}

@@ -21,10 +21,10 @@ public class FirmwareConformanceTests
     /// </summary>
     public static IEnumerable<string> ImageNames() => FirmwareImages.All.Select(i => i.Name).Where(n => n != "bench");
 
-    internal static (string Serial, int? Exit, RunResult Result) RunOnModel(FirmwareImage image)
+    internal static (string Serial, int? Exit, RunResult Result) RunOnModel(FirmwareImage image, int cpus = 1)
     {
         var serial = new MemoryStream();
-        var options = new PcMachineOptions { SerialOutput = serial };
+        var options = new PcMachineOptions { SerialOutput = serial, Cpus = cpus };
         string path = "/images/" + image.FileName;
         var machine = image.Kind == ImageKind.Bios
             ? PcMachine.FromBios(image.Bytes, path, options)
@@ -69,6 +69,44 @@ public class FirmwareConformanceTests
     }
 }
 
+/// <summary>The <c>smp</c> image with several CPUs (QEMU's <c>-smp N</c>): INIT and start-up IPIs bring the APs up.</summary>
+public sealed class SmpConformanceTests
+{
+    [TestCase(2)]
+    [TestCase(4)]
+    [TestCase(16)]
+    public void Every_application_processor_starts_from_the_trampoline(int cpus)
+    {
+        var (serial, exit, result) = FirmwareConformanceTests.RunOnModel(FirmwareImages.Get("smp"), cpus);
+        // The image prints fw_cfg's CPU count and how many of the other CPUs counted themselves in.
+        Assert.That(serial, Does.Contain($"smp: fw_cfg reports {cpus} CPUs\n"), result.Report);
+        Assert.That(serial, Does.Contain($"smp: application processors started: {cpus - 1} of {cpus - 1}\n"), result.Report);
+        Assert.That(exit, Is.EqualTo(FirmwareImages.QemuSuccessExitStatus));
+    }
+
+    [TestCase(4)]
+    [Category("Qemu")]
+    public void Model_matches_live_qemu_with_several_cpus(int cpus)
+    {
+        string? qemu = Qemu.Find();
+        if (qemu is null) Assert.Ignore("qemu-system-x86_64 is not on the PATH; the SMP start-up is then checked against the image's own rule only");
+        var image = FirmwareImages.Get("smp");
+        var (qemuSerial, qemuExit) = Qemu.Run(qemu, image, cpus);
+        var (serial, exit, _) = FirmwareConformanceTests.RunOnModel(image, cpus);
+        Assert.That(serial, Is.EqualTo(qemuSerial));
+        Assert.That(exit, Is.EqualTo(qemuExit));
+    }
+
+    [Test]
+    public void Several_cpus_run_deterministically()
+    {
+        var a = FirmwareConformanceTests.RunOnModel(FirmwareImages.Get("smp"), 8);
+        var b = FirmwareConformanceTests.RunOnModel(FirmwareImages.Get("smp"), 8);
+        Assert.That(b.Serial, Is.EqualTo(a.Serial));
+        Assert.That(b.Result.Instructions, Is.EqualTo(a.Result.Instructions));
+    }
+}
+
 /// <summary>Finds and runs qemu-system-x86_64 with PLATFORM.md's command line.</summary>
 internal static class Qemu
 {
@@ -82,7 +120,7 @@ internal static class Qemu
         return null;
     }
 
-    public static (string Serial, int Exit) Run(string qemu, FirmwareImage image)
+    public static (string Serial, int Exit) Run(string qemu, FirmwareImage image, int cpus = 1)
     {
         string dir = Path.Combine(Path.GetTempPath(), "hwmem-conformance-" + Environment.ProcessId);
         Directory.CreateDirectory(dir);
@@ -90,6 +128,11 @@ internal static class Qemu
         File.WriteAllBytes(file, image.Bytes);
         var psi = new ProcessStartInfo(qemu) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in image.QemuCommandLine(file).Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1)) psi.ArgumentList.Add(a);
+        if (cpus > 1)
+        {
+            psi.ArgumentList.Add("-smp");
+            psi.ArgumentList.Add(cpus.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
         using var p = Process.Start(psi)!;
         var output = p.StandardOutput.BaseStream;
         var ms = new MemoryStream();

@@ -18,11 +18,21 @@ public sealed class PcChipset
     private readonly List<ITimedDevice> _extraTimed = [];
     private ITimedDevice[] _timed = [];
 
-    private PcChipset(PhysicalBus memory, PortBus ports, GuestClock clock, StopRequest stop, ulong ramSize, ulong ioApicBase, ulong localApicBase)
+    private PcChipset(PhysicalBus memory, PortBus ports, GuestClock clock, StopRequest stop, ulong ramSize, ulong ioApicBase, ulong localApicBase, int cpus)
     {
         Rtc = new CmosRtc(clock, ramSize);
         IoApic = new IoApic();
-        LocalApic = new LocalApic(clock);
+        if (cpus > 1)
+        {
+            // Several CPUs: one local APIC each behind an APIC bus that routes MMIO by requesting CPU and carries
+            // IPIs; CPU 0's APIC is the one the PIC and the single-CPU paths below use.
+            ApicBus = new ApicBus(clock, cpus, x2ApicSupported: false);
+            LocalApic = ApicBus[0];
+        }
+        else
+        {
+            LocalApic = new LocalApic(clock);
+        }
         Pic = new Pic8259();
         Pit = new Pit8254(clock);
         PcSpeaker = new PcSpeakerPort(Pit);
@@ -44,7 +54,8 @@ public sealed class PcChipset
             else Gsi.SetIrq(8, level);
         };
         Keyboard.IrqChanged += Gsi.SetIrq;
-        LocalApic.EoiBroadcast += IoApic.EndOfInterrupt;
+        if (ApicBus is { } bus) bus.EoiBroadcast += IoApic.EndOfInterrupt;
+        else LocalApic.EoiBroadcast += IoApic.EndOfInterrupt;
         Pic.IntrChanged += level =>
         {
             // QEMU's pic_irq_request: INTR goes to LINT0 when the local APIC accepts PIC interrupts.
@@ -55,6 +66,11 @@ public sealed class PcChipset
         };
         IoApic.InterruptRequested += message =>
         {
+            if (ApicBus is { } apics)
+            {
+                apics.DeliverIoApicInterrupt(message);
+                return;
+            }
             if (message.DeliveryMode is (int)ApicDeliveryMode.Fixed or (int)ApicDeliveryMode.LowestPriority
                 && LocalApic.MatchesDestination(message.Destination, message.LogicalDestination))
             {
@@ -63,7 +79,7 @@ public sealed class PcChipset
         };
 
         memory.AddMmio("IOAPIC 0", ioApicBase, PcPlatform.ApicWindowSize, IoApic);
-        memory.AddMmio("Local APIC", localApicBase, PcPlatform.ApicWindowSize, LocalApic);
+        memory.AddMmio("Local APIC", localApicBase, PcPlatform.ApicWindowSize, ApicBus is null ? LocalApic : ApicBus);
         ports.Add("pic1", 0x20, 2, Pic.Master);
         ports.Add("pit", 0x40, 4, Pit);
         ports.Add("keyboard", 0x60, 1, Keyboard.DataPort);
@@ -84,14 +100,15 @@ public sealed class PcChipset
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
     /// <exception cref="ArgumentException">A window or port range overlaps an existing one, or the RAM size is below 1 MiB.</exception>
     public static PcChipset Add(PhysicalBus memory, PortBus ports, GuestClock clock, StopRequest stop, ulong ramSize,
-        ulong ioApicBase = PcPlatform.IoApicBase, ulong localApicBase = PcPlatform.LocalApicBase)
+        ulong ioApicBase = PcPlatform.IoApicBase, ulong localApicBase = PcPlatform.LocalApicBase, int cpus = 1)
     {
+        if (cpus is < 1 or > 64) DeviceThrow.OutOfRange(nameof(cpus), cpus, $"The pc chipset takes 1 to 64 CPUs; {cpus} is not allowed.");
         const string Who = "The pc chipset";
         DeviceThrow.NotNull(memory, nameof(memory), Who);
         DeviceThrow.NotNull(ports, nameof(ports), Who);
         DeviceThrow.NotNull(clock, nameof(clock), Who);
         DeviceThrow.NotNull(stop, nameof(stop), Who);
-        return new PcChipset(memory, ports, clock, stop, ramSize, ioApicBase, localApicBase);
+        return new PcChipset(memory, ports, clock, stop, ramSize, ioApicBase, localApicBase, cpus);
     }
 
     /// <summary>Base of the I/O APIC window.</summary>
@@ -118,6 +135,8 @@ public sealed class PcChipset
     public IoPort80 IoPort80 { get; }
     /// <summary>The GSI lines in front of the PIC pair and the I/O APIC.</summary>
     public GsiRouter Gsi { get; }
+    /// <summary>The APIC bus of a machine with several CPUs (one local APIC each), or null with one CPU.</summary>
+    public ApicBus? ApicBus { get; }
     /// <summary>The HPET, once attached.</summary>
     public Hpet? Hpet { get; private set; }
 
@@ -221,6 +240,25 @@ public sealed class PcChipset
         return LocalApic.AcceptsPicInterrupts ? Pic.Acknowledge() : -1;
     }
 
+    /// <summary>Whether CPU <paramref name="cpu"/>'s interrupt input is asserted (CPU 0 as <see cref="CpuInterruptPending"/>).</summary>
+    public bool CpuInterruptPendingFor(int cpu)
+    {
+        if (cpu == 0 || ApicBus is null) return CpuInterruptPending;
+        Poll();
+        return ApicBus[cpu].InterruptPending;
+    }
+
+    /// <summary>CPU <paramref name="cpu"/>'s interrupt acknowledge (CPU 0 as <see cref="AcknowledgeInterrupt"/>; the others have no PIC).</summary>
+    public int AcknowledgeInterruptFor(int cpu)
+    {
+        if (cpu == 0 || ApicBus is null) return AcknowledgeInterrupt();
+        Poll();
+        var apic = ApicBus[cpu];
+        if (!apic.SoftwareEnabled) return -1;
+        int pending = apic.PendingVector();
+        return pending == 0 ? -1 : pending < 0 ? apic.SpuriousVector & 0xFF : apic.Acknowledge();
+    }
+
     /// <summary>QEMU's apic_check_pic: a pending PIC interrupt the APIC accepts is re-offered to LINT0 and goes first.</summary>
     private bool CheckPic()
     {
@@ -239,7 +277,7 @@ public sealed class PcChipset
         if (Hpet is not null) list.Add(Hpet);
         list.Add(Rtc);
         list.AddRange(_extraTimed);
-        list.Add(LocalApic);
+        list.Add(ApicBus is null ? LocalApic : ApicBus);
         _timed = [.. list];
     }
 }

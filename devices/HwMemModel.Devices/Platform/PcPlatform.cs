@@ -140,7 +140,7 @@ public static class PcPlatform
         DeviceThrow.NotNull(serialOutput, nameof(serialOutput), Who);
         if (cpus is < 1 or > 255) DeviceThrow.OutOfRange(nameof(cpus), cpus, "The pc machine's fw_cfg reports 1 to 255 CPUs.");
 
-        var chipset = PcChipset.Add(memory, ports, clock, stop, ramSize);
+        var chipset = PcChipset.Add(memory, ports, clock, stop, ramSize, cpus: Math.Min(cpus, 64));
         var serial = new Uart16550(serialOutput, clock);
         var debugExit = new IsaDebugExit(stop, DebugExitPort);
         var hpet = new Hpet(clock);

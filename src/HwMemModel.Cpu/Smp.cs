@@ -1,0 +1,37 @@
+namespace HwMemModel.Cpu;
+
+/// <content>
+/// Multiprocessor hooks: INIT and start-up IPIs (SDM Vol. 3A §9.4, §10.6.1) and a clock owned by the machine's
+/// scheduler. After INIT an application processor waits for a start-up IPI; a SIPI with vector VV starts it in real
+/// mode at CS:IP = VV00:0000 (linear 0xVV000), as on a PC. With <see cref="ExternalClock"/> the processor does not
+/// advance guest time itself (the scheduler advances it once per round for all processors) and a halted processor
+/// returns at once instead of skipping time, so that the others can run.
+/// </content>
+public sealed partial class X86Cpu
+{
+    /// <summary>True after INIT until a start-up IPI arrives: the processor executes nothing.</summary>
+    public bool WaitingForStartup { get; private set; }
+
+    /// <summary>Guest time is advanced by the machine's scheduler, not by this processor's retired instructions.</summary>
+    public bool ExternalClock { get; set; }
+
+    /// <summary>INIT: the processor resets (as an application processor: IA32_APIC_BASE.BSP clear) and waits for a SIPI.</summary>
+    public void Init()
+    {
+        Reset();
+        Msr.Reset(bsp: false);
+        WaitingForStartup = true;
+        _halted = false;
+    }
+
+    /// <summary>A start-up IPI with <paramref name="vector"/>: a waiting processor starts at <paramref name="vector"/>00:0000 in real mode; otherwise ignored (SDM §10.6.1).</summary>
+    public void StartupIpi(byte vector)
+    {
+        if (!WaitingForStartup) return;
+        WaitingForStartup = false;
+        Seg[(int)SegmentIndex.CS] = new SegmentRegister { Selector = (ushort)(vector << 8), Base = (ulong)vector << 12, Limit = 0xFFFF, Attributes = 0x9B };
+        _rip = 0;
+        _halted = false;
+        UpdateMode();
+    }
+}
