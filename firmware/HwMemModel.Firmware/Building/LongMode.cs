@@ -30,6 +30,29 @@ internal static class LongMode
     public const uint EferNxe = 1u << 11;
 
     /// <summary>
+    /// 64-bit code: maps the 4 KiB page at <paramref name="address"/> (above the 1 GiB identity map, in its 4th GiB)
+    /// with <paramref name="leafFlags"/>, using two zeroed pages at <paramref name="pd"/> and <paramref name="pt"/> as its
+    /// page directory and page table under the BIOS's PDPT, then flushes the TLB. Clobbers RAX, RCX, RDI.
+    /// </summary>
+    public static void EmitMapHighPage(Asm asm, ulong address, uint pd, uint pt, ulong leafFlags)
+    {
+        var a = asm.A;
+        ulong pdpt = BiosRom.Pml4 + 0x1000;
+        a.cld();
+        a.mov(edi, pd);
+        a.mov(ecx, 2 * 0x1000 / 8);
+        a.xor(eax, eax);
+        a.rep.stosq();
+        a.mov(rax, pd | P | RW);
+        a.mov(__qword_ptr[pdpt + (address >> 30) * 8], rax);
+        a.mov(rax, pt | P | RW);
+        a.mov(__qword_ptr[(ulong)pd + (address >> 21 & 511) * 8], rax);
+        a.mov(rax, address | leafFlags);
+        a.mov(__qword_ptr[(ulong)pt + (address >> 12 & 511) * 8], rax);
+        Kernel64.EmitFlushTlb(asm);
+    }
+
+    /// <summary>
     /// 32-bit code: zeroes three pages at <paramref name="pml4"/> (PML4, PDPT, PD in that order), identity-maps
     /// the first GiB with 2 MiB supervisor read/write pages, sets CR4.PAE, CR3, EFER.LME, clears CR0.CD/NW,
     /// sets CR0.PG and jumps to <paramref name="entry64"/> with the 64-bit code selector.

@@ -17,9 +17,7 @@ internal static class HpetImage
 
     private const uint PdHpet = 0x5000;
     private const uint PtHpet = 0x6000;
-    private const ulong Pdpt = BiosRom.Pml4 + 0x1000;
 
-    private static ulong Q(uint address) => address;
 
     public static byte[] Build() => BiosRom.Build(null, Body);
 
@@ -29,18 +27,7 @@ internal static class HpetImage
         const ulong hpet = Platform.HpetBase;
         const ulong pte = hpet | P | RW | PWT | PCD;
 
-        a.cld();
-        a.mov(edi, PdHpet);
-        a.mov(ecx, 2 * 0x1000 / 8);
-        a.xor(eax, eax);
-        a.rep.stosq();
-        a.mov(rax, PdHpet | P | RW);
-        a.mov(__qword_ptr[Pdpt + (hpet >> 30) * 8], rax);
-        a.mov(rax, PtHpet | P | RW);
-        a.mov(__qword_ptr[Q(PdHpet) + (hpet >> 21 & 511) * 8], rax);
-        a.mov(rax, pte);
-        a.mov(__qword_ptr[Q(PtHpet) + (hpet >> 12 & 511) * 8], rax);
-        Kernel64.EmitFlushTlb(asm);
+        EmitMapHighPage(asm, hpet, PdHpet, PtHpet, pte & 0xFFF);
         asm.Print("hpet: mapped ");
         a.mov(rdi, hpet);
         asm.PrintHex(rdi);

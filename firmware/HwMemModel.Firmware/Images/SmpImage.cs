@@ -21,7 +21,6 @@ internal static class SmpImage
     private const ulong Apic = 0xFEE0_0000;
     private const uint PdHigh = 0x5000;
     private const uint PtApic = 0x6000;
-    private const ulong Pdpt = BiosRom.Pml4 + 0x1000;
     private const uint Counter = 0x600;
     private const uint Trampoline = 0x8000;
 
@@ -63,18 +62,7 @@ internal static class SmpImage
         asm.Print(" CPUs\n");
 
         // Map the local APIC page uncached (PCD=1, PWT=1) above the 1 GiB identity map.
-        a.cld();
-        a.mov(edi, PdHigh);
-        a.mov(ecx, 2 * 0x1000 / 8);
-        a.xor(eax, eax);
-        a.rep.stosq();
-        a.mov(rax, PdHigh | P | RW);
-        a.mov(__qword_ptr[Pdpt + (Apic >> 30) * 8], rax);
-        a.mov(rax, PtApic | P | RW);
-        a.mov(__qword_ptr[(ulong)PdHigh + (Apic >> 21 & 511) * 8], rax);
-        a.mov(rax, Apic | P | RW | PWT | PCD);
-        a.mov(__qword_ptr[(ulong)PtApic + (Apic >> 12 & 511) * 8], rax);
-        Kernel64.EmitFlushTlb(asm);
+        EmitMapHighPage(asm, Apic, PdHigh, PtApic, P | RW | PWT | PCD);
 
         // The trampoline and the counter.
         byte[] code = TrampolineBytes();
