@@ -81,10 +81,15 @@ public sealed class SmpConformanceTests
         // The image prints fw_cfg's CPU count and how many of the other CPUs counted themselves in.
         Assert.That(serial, Does.Contain($"smp: fw_cfg reports {cpus} CPUs\n"), result.Report);
         Assert.That(serial, Does.Contain($"smp: application processors started: {cpus - 1} of {cpus - 1}\n"), result.Report);
+        // Each AP woke from HLT for the fixed IPI, ran its vector 0x40 handler once and wrote EOI.
+        Assert.That(serial, Does.Contain($"smp: ready in protected mode with the APIC on: {cpus - 1}\n"), result.Report);
+        Assert.That(serial, Does.Contain($"smp: fixed IPI 0x40 handled by: {cpus - 1}\n"), result.Report);
         Assert.That(exit, Is.EqualTo(FirmwareImages.QemuSuccessExitStatus));
     }
 
+    [TestCase(2)]
     [TestCase(4)]
+    [TestCase(8)]
     [Category("Qemu")]
     public void Model_matches_live_qemu_with_several_cpus(int cpus)
     {
