@@ -205,6 +205,7 @@ public sealed partial class X86Cpu
 
     private void ExecIret(int size)
     {
+        _nmiBlocked = false; // IRET ends NMI blocking, even when it faults (SDM §6.7.1)
         if (!_protected)
         {
             ulong ip = PopSized(size);

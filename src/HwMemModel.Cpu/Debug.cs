@@ -88,7 +88,7 @@ public sealed partial class X86Cpu
             if (!_halted && Array.BinarySearch(bps, _rip) >= 0 && !(ignoreAtStart && _retired == start && _rip == startRip))
                 return BreakpointHit(start);
             _curIp = _rip;
-            if (_halted || (Interrupts is not null && (_flagsRest & RFlags.IF) != 0))
+            if (_halted || _nmiPending || (Interrupts is not null && (_flagsRest & RFlags.IF) != 0))
             {
                 ulong before = _rip;
                 bool wasHalted = _halted;

@@ -60,7 +60,7 @@ public sealed partial class X86Cpu
             if (_retired >= limit)
                 return Finish(StopKind.InstructionLimit, start, $"instruction limit reached after {_retired - start} instructions; next instruction at {WhereNext()}");
             _curIp = _rip;
-            if (_halted || (Interrupts is not null && (_flagsRest & RFlags.IF) != 0))
+            if (_halted || _nmiPending || (Interrupts is not null && (_flagsRest & RFlags.IF) != 0))
             {
                 var r = CheckInterrupts(start);
                 if (r is not null) return r;
@@ -112,6 +112,17 @@ public sealed partial class X86Cpu
 
     private RunResult? CheckInterrupts(long start)
     {
+        if (_nmiPending && !_nmiBlocked)
+        {
+            try
+            {
+                if (TryDeliverNmi()) return null;
+            }
+            catch (GuestFaultException e)
+            {
+                return OnGuestFault(e, start);
+            }
+        }
         var src = Interrupts;
         bool ifSet = (_flagsRest & RFlags.IF) != 0;
         if (src is not null && ifSet && !_interruptShadow)

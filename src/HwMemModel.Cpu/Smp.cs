@@ -15,11 +15,36 @@ public sealed partial class X86Cpu
     /// <summary>Guest time is advanced by the machine's scheduler, not by this processor's retired instructions.</summary>
     public bool ExternalClock { get; set; }
 
+    private bool _nmiPending, _nmiBlocked;
+
+    /// <summary>An NMI arrives (from the local APIC: an NMI IPI or an LVT entry with NMI delivery). It is taken before the next instruction unless an NMI handler is running (blocked until IRET, SDM §6.7.1).</summary>
+    public void RaiseNmi()
+    {
+        if (!WaitingForStartup) _nmiPending = true;
+    }
+
+    /// <summary>Whether an NMI is waiting to be taken.</summary>
+    public bool NmiPending => _nmiPending;
+
+    // Called with the interrupt checks: delivers a pending, unblocked NMI through vector 2. Returns true when delivered.
+    private bool TryDeliverNmi()
+    {
+        if (!_nmiPending || _nmiBlocked) return false;
+        _nmiPending = false;
+        _nmiBlocked = true;
+        _halted = false;
+        Counters.ExternalInterrupts++;
+        _deliveringVector = -1;
+        Deliver(Vectors.NMI, false, 0, _rip, software: false, external: true);
+        return true;
+    }
+
     /// <summary>INIT: the processor resets (as an application processor: IA32_APIC_BASE.BSP clear) and waits for a SIPI.</summary>
     public void Init()
     {
         Reset();
         Msr.Reset(bsp: false);
+        _nmiPending = _nmiBlocked = false;
         WaitingForStartup = true;
         _halted = false;
     }

@@ -176,6 +176,7 @@ public sealed partial class X86Cpu
         Context.Pkru = 0;
         Msr.Reset();
         _halted = false;
+        _nmiPending = _nmiBlocked = false;
         _interruptShadow = false;
         _deliveringVector = -1;
         UpdateMode();

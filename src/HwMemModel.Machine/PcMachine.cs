@@ -109,6 +109,7 @@ public sealed class PcMachine : IInterruptSource
             foreach (var c in _cpus) c.ExternalClock = true;
             apics.InitRequested += cpu => { if (cpu > 0 && cpu < _cpus.Count) _cpus[cpu].Init(); };
             apics.StartupRequested += (cpu, vector) => { if (cpu < _cpus.Count) _cpus[cpu].StartupIpi(vector); };
+            apics.NmiRequested += cpu => { if (cpu < _cpus.Count) _cpus[cpu].RaiseNmi(); };
         }
     }
 

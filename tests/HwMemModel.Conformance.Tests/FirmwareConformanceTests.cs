@@ -84,6 +84,8 @@ public sealed class SmpConformanceTests
         // Each AP woke from HLT for the fixed IPI, ran its vector 0x40 handler once and wrote EOI.
         Assert.That(serial, Does.Contain($"smp: ready in protected mode with the APIC on: {cpus - 1}\n"), result.Report);
         Assert.That(serial, Does.Contain($"smp: fixed IPI 0x40 handled by: {cpus - 1}\n"), result.Report);
+        // An NMI IPI reaches each AP's vector 2 handler (NMIs are not masked by IF).
+        Assert.That(serial, Does.Contain($"smp: NMI IPI handled by: {cpus - 1}\n"), result.Report);
         Assert.That(exit, Is.EqualTo(FirmwareImages.QemuSuccessExitStatus));
     }
 

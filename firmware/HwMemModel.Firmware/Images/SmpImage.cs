@@ -18,7 +18,7 @@ namespace HwMemModel.Firmware.Images;
 internal static class SmpImage
 {
     public const string Description =
-        "BIOS: reads the CPU count from fw_cfg, sends INIT and two start-up IPIs (vector 0x08) to all other CPUs through the local APIC's ICR; each AP counts itself in from real mode, enters protected mode, enables its APIC and waits in HLT; a fixed IPI 0x40 to all of them is handled (with EOI) by each; prints the counts; exits 0";
+        "BIOS: reads the CPU count from fw_cfg, sends INIT and two start-up IPIs (vector 0x08) to all other CPUs through the local APIC's ICR; each AP counts itself in from real mode, enters protected mode, enables its APIC and waits in HLT; a fixed IPI 0x40 to all of them is handled (with EOI) by each, then an NMI IPI; prints the counts; exits 0";
 
     private const ulong Apic = 0xFEE0_0000;
     private const uint PdHigh = 0x5000;
@@ -26,6 +26,8 @@ internal static class SmpImage
     private const uint Counter = 0x600;
     private const uint Ready = 0x604;
     private const uint Handled = 0x608;
+    private const uint NmiHandled = 0x60C;
+    private const uint NmiHandler = 0x81C0;
     private const uint Trampoline = 0x8000;
     private const uint Code32 = 0x8100;
     private const uint Handler = 0x8180;
@@ -89,6 +91,13 @@ internal static class SmpImage
         a.iretd();
     });
 
+    /// <summary>The NMI handler (vector 2): count it and return (no EOI for an NMI).</summary>
+    private static byte[] NmiHandler32() => Assemble(32, NmiHandler, a =>
+    {
+        a.@lock.inc(__word_ptr[NmiHandled]);
+        a.iretd();
+    });
+
     private static void Store(Asm asm, ulong address, byte[] bytes)
     {
         for (int i = 0; i < bytes.Length; i++) asm.A.mov(__byte_ptr[address + (ulong)i], bytes[i]);
@@ -119,6 +128,7 @@ internal static class SmpImage
         Store(asm, Trampoline, Trampoline16());
         Store(asm, Code32, ProtectedMode32());
         Store(asm, Handler, Handler32());
+        Store(asm, NmiHandler, NmiHandler32());
         var gdt = new byte[24];
         BitConverter.GetBytes(Gdt.Entries[1]).CopyTo(gdt, 8);
         BitConverter.GetBytes(Gdt.Entries[2]).CopyTo(gdt, 16);
@@ -131,9 +141,13 @@ internal static class SmpImage
         ulong gate = (Handler & 0xFFFF) | ((ulong)Gdt.Code32 << 16) | (0x8EUL << 40) | ((ulong)(Handler >> 16) << 48);
         a.mov(rax, gate);
         a.mov(__qword_ptr[(ulong)IdtBase + IpiVector * 8], rax);
+        ulong nmiGate = (NmiHandler & 0xFFFF) | ((ulong)Gdt.Code32 << 16) | (0x8EUL << 40) | ((ulong)(NmiHandler >> 16) << 48);
+        a.mov(rax, nmiGate);
+        a.mov(__qword_ptr[(ulong)IdtBase + 2 * 8], rax);
         Store(asm, IdtPtr, [0xFF, 0x07, .. BitConverter.GetBytes(IdtBase)]);
         a.mov(__qword_ptr[(ulong)Counter], 0);
         a.mov(__qword_ptr[(ulong)Handled], 0);
+        a.mov(__word_ptr[(ulong)NmiHandled], 0);
 
         a.mov(rsi, Apic);
         a.mov(__dword_ptr[rsi + 0xF0], 0x1FF);          // SVR: APIC software-enabled, spurious vector 0xFF
@@ -164,6 +178,12 @@ internal static class SmpImage
         WaitFor(asm, Handled);
         asm.Print("smp: fixed IPI 0x40 handled by: ");
         a.movzx(eax, __word_ptr[(ulong)Handled]);
+        asm.PrintDec(eax);
+        asm.Print("\n");
+        a.mov(__dword_ptr[rsi + 0x300], 0x000C_0400);  // NMI, all excluding self
+        WaitFor(asm, NmiHandled);
+        asm.Print("smp: NMI IPI handled by: ");
+        a.movzx(eax, __word_ptr[(ulong)NmiHandled]);
         asm.PrintDec(eax);
         asm.Print("\n");
         a.mov(eax, __dword_ptr[rsi + 0x300]);
