@@ -51,7 +51,7 @@ public static class FirmwareImages
     }
 
     /// <summary>
-    /// <c>smp</c> (BIOS): fw_cfg's CPU count, INIT and two start-up IPIs to all other CPUs, each AP counts itself in, enters protected mode and takes a fixed IPI and an NMI,
+    /// <c>smp</c> (BIOS): fw_cfg's CPU count, INIT and two start-up IPIs to all other CPUs, each AP counts itself in, enters protected mode and takes a fixed IPI, an NMI and its own APIC timer interrupt,
     /// from a real-mode trampoline at 0x8000; prints how many started (run it with QEMU's <c>-smp N</c> or
     /// <c>PcMachineOptions.Cpus</c>).
     /// </summary>

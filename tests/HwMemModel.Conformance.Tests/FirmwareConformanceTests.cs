@@ -86,6 +86,8 @@ public sealed class SmpConformanceTests
         Assert.That(serial, Does.Contain($"smp: fixed IPI 0x40 handled by: {cpus - 1}\n"), result.Report);
         // An NMI IPI reaches each AP's vector 2 handler (NMIs are not masked by IF).
         Assert.That(serial, Does.Contain($"smp: NMI IPI handled by: {cpus - 1}\n"), result.Report);
+        // Each AP's local APIC timer (one-shot, vector 0x41) interrupts its own CPU once.
+        Assert.That(serial, Does.Contain($"smp: one-shot APIC timer interrupts (one per AP): {cpus - 1}\n"), result.Report);
         Assert.That(exit, Is.EqualTo(FirmwareImages.QemuSuccessExitStatus));
     }
 

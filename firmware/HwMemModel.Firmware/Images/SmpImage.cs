@@ -18,7 +18,7 @@ namespace HwMemModel.Firmware.Images;
 internal static class SmpImage
 {
     public const string Description =
-        "BIOS: reads the CPU count from fw_cfg, sends INIT and two start-up IPIs (vector 0x08) to all other CPUs through the local APIC's ICR; each AP counts itself in from real mode, enters protected mode, enables its APIC and waits in HLT; a fixed IPI 0x40 to all of them is handled (with EOI) by each, then an NMI IPI; prints the counts; exits 0";
+        "BIOS: reads the CPU count from fw_cfg, sends INIT and two start-up IPIs (vector 0x08) to all other CPUs through the local APIC's ICR; each AP counts itself in from real mode, enters protected mode, enables its APIC and waits in HLT; a fixed IPI 0x40 to all of them is handled (with EOI) by each, then an NMI IPI, and each AP's one-shot APIC timer fires once; prints the counts; exits 0";
 
     private const ulong Apic = 0xFEE0_0000;
     private const uint PdHigh = 0x5000;
@@ -28,6 +28,9 @@ internal static class SmpImage
     private const uint Handled = 0x608;
     private const uint NmiHandled = 0x60C;
     private const uint NmiHandler = 0x81C0;
+    private const uint TimerHandled = 0x610;
+    private const uint TimerHandler = 0x81E0;
+    private const int TimerVector = 0x41;
     private const uint Trampoline = 0x8000;
     private const uint Code32 = 0x8100;
     private const uint Handler = 0x8180;
@@ -76,6 +79,9 @@ internal static class SmpImage
         a.lea(esp, __dword_ptr[eax + 0x40000]);
         a.mov(__dword_ptr[(uint)Apic + 0xF0], 0x1FF);  // SVR: software-enabled
         a.lidt(__[IdtPtr]);
+        a.mov(__dword_ptr[(uint)Apic + 0x3E0], 0xB);   // timer divide by 1
+        a.mov(__dword_ptr[(uint)Apic + 0x320], TimerVector); // LVT timer: one-shot, unmasked
+        a.mov(__dword_ptr[(uint)Apic + 0x380], 10_000); // initial count: the timer starts
         a.@lock.inc(__word_ptr[Ready]);
         a.sti();
         a.Label(ref wait);
@@ -95,6 +101,14 @@ internal static class SmpImage
     private static byte[] NmiHandler32() => Assemble(32, NmiHandler, a =>
     {
         a.@lock.inc(__word_ptr[NmiHandled]);
+        a.iretd();
+    });
+
+    /// <summary>The APIC timer handler (vector 0x41): count it, EOI, return.</summary>
+    private static byte[] TimerHandler32() => Assemble(32, TimerHandler, a =>
+    {
+        a.@lock.inc(__word_ptr[TimerHandled]);
+        a.mov(__dword_ptr[(uint)Apic + 0xB0], 0);
         a.iretd();
     });
 
@@ -129,6 +143,7 @@ internal static class SmpImage
         Store(asm, Code32, ProtectedMode32());
         Store(asm, Handler, Handler32());
         Store(asm, NmiHandler, NmiHandler32());
+        Store(asm, TimerHandler, TimerHandler32());
         var gdt = new byte[24];
         BitConverter.GetBytes(Gdt.Entries[1]).CopyTo(gdt, 8);
         BitConverter.GetBytes(Gdt.Entries[2]).CopyTo(gdt, 16);
@@ -144,10 +159,14 @@ internal static class SmpImage
         ulong nmiGate = (NmiHandler & 0xFFFF) | ((ulong)Gdt.Code32 << 16) | (0x8EUL << 40) | ((ulong)(NmiHandler >> 16) << 48);
         a.mov(rax, nmiGate);
         a.mov(__qword_ptr[(ulong)IdtBase + 2 * 8], rax);
+        ulong timerGate = (TimerHandler & 0xFFFF) | ((ulong)Gdt.Code32 << 16) | (0x8EUL << 40) | ((ulong)(TimerHandler >> 16) << 48);
+        a.mov(rax, timerGate);
+        a.mov(__qword_ptr[(ulong)IdtBase + TimerVector * 8], rax);
         Store(asm, IdtPtr, [0xFF, 0x07, .. BitConverter.GetBytes(IdtBase)]);
         a.mov(__qword_ptr[(ulong)Counter], 0);
         a.mov(__qword_ptr[(ulong)Handled], 0);
         a.mov(__word_ptr[(ulong)NmiHandled], 0);
+        a.mov(__word_ptr[(ulong)TimerHandled], 0);
 
         a.mov(rsi, Apic);
         a.mov(__dword_ptr[rsi + 0xF0], 0x1FF);          // SVR: APIC software-enabled, spurious vector 0xFF
@@ -184,6 +203,11 @@ internal static class SmpImage
         WaitFor(asm, NmiHandled);
         asm.Print("smp: NMI IPI handled by: ");
         a.movzx(eax, __word_ptr[(ulong)NmiHandled]);
+        asm.PrintDec(eax);
+        asm.Print("\n");
+        WaitFor(asm, TimerHandled);
+        asm.Print("smp: one-shot APIC timer interrupts (one per AP): ");
+        a.movzx(eax, __word_ptr[(ulong)TimerHandled]);
         asm.PrintDec(eax);
         asm.Print("\n");
         a.mov(eax, __dword_ptr[rsi + 0x300]);
