@@ -18,6 +18,7 @@ public static class FirmwareImages
         SyscallIst(),
         Smc(),
         Smp(),
+        SmpSpin(),
         Bench(),
     ]);
 
@@ -56,6 +57,12 @@ public static class FirmwareImages
     /// <c>PcMachineOptions.Cpus</c>).
     /// </summary>
     public static FirmwareImage Smp() => new("smp", ImageKind.Bios, SmpImage.Build(), SmpImage.Description);
+
+    /// <summary>
+    /// <c>smp-spin</c> (BIOS): the <c>smp</c> image where every CPU first runs <see cref="Images.SmpImage.SpinIterations"/>
+    /// iterations of a 4-instruction ALU loop: the workload of the <c>--smp</c> speed figures (BENCHMARKS.md).
+    /// </summary>
+    public static FirmwareImage SmpSpin() => new("smp-spin", ImageKind.Bios, SmpImage.BuildSpin(), SmpImage.Description + " (every CPU first spins in an ALU loop: a speed workload)");
 
     /// <summary>
     /// <c>hello</c> (BIOS): real mode, 32-bit protected mode, long mode with a 1 GiB identity map; prints CR0,

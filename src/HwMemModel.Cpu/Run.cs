@@ -21,7 +21,7 @@ public sealed partial class X86Cpu
         long start = _retired;
         long limit = maxInstructions > long.MaxValue - start ? long.MaxValue : start + maxInstructions;
         _fetchEpoch = -1; // the host may have used the MMU since the last run
-        if (WaitingForStartup) return new RunResult(StopKind.Halted, 0, $"CPU {Context.Id} waits for a start-up IPI");
+        if (WaitingForStartup) return new RunResult(StopKind.Halted, 0, WaitingForSipi);
         while (true)
         {
             try
@@ -58,7 +58,9 @@ public sealed partial class X86Cpu
         {
             if (Stop.IsRequested) return Finish(StopKind.StopRequested, start, Stop.Reason);
             if (_retired >= limit)
-                return Finish(StopKind.InstructionLimit, start, $"instruction limit reached after {_retired - start} instructions; next instruction at {WhereNext()}");
+                return ExternalClock
+                    ? Finish(StopKind.InstructionLimit, start, QuantumEnded) // a scheduler's quantum: no report to format
+                    : Finish(StopKind.InstructionLimit, start, $"instruction limit reached after {_retired - start} instructions; next instruction at {WhereNext()}");
             _curIp = _rip;
             if (_halted || _nmiPending || (Interrupts is not null && (_flagsRest & RFlags.IF) != 0))
             {
@@ -110,6 +112,10 @@ public sealed partial class X86Cpu
         }
     }
 
+    private const string WaitingForSipi = "waiting for a start-up IPI";
+    private const string QuantumEnded = "the scheduler's quantum ended";
+    private const string HaltedWaiting = "halted, waiting for an interrupt";
+
     private RunResult? CheckInterrupts(long start)
     {
         if (_nmiPending && !_nmiBlocked)
@@ -154,7 +160,7 @@ public sealed partial class X86Cpu
                 ? $"HLT at {Where()} with no interrupt source that could wake the processor"
                 : $"HLT at {Where()} with interrupts disabled (EFLAGS.IF=0): the processor can never wake");
         }
-        if (ExternalClock) return Finish(StopKind.Halted, start, $"CPU {Context.Id} halted at {Where()}, waiting for an interrupt");
+        if (ExternalClock) return Finish(StopKind.Halted, start, HaltedWaiting);
         long next = src.NextEventTime(Context.Id);
         if (next < 0)
         {

@@ -40,7 +40,24 @@ internal static class SmpImage
     private const uint IdtBase = 0x9000;
     private const int IpiVector = 0x40;
 
-    public static byte[] Build() => BiosRom.Build(null, Body);
+    public static byte[] Build() => BiosRom.Build(null, asm => Body(asm, 0));
+
+    /// <summary>Iterations of the 4-instruction ALU loop every CPU runs in the <c>smp-spin</c> speed workload.</summary>
+    public const int SpinIterations = 2_000_000;
+
+    /// <summary>The <c>smp-spin</c> workload: as <c>smp</c>, and every CPU first runs <see cref="SpinIterations"/> iterations of an ALU loop.</summary>
+    public static byte[] BuildSpin() => BiosRom.Build(null, asm => Body(asm, SpinIterations));
+
+    private static void EmitSpin(Assembler a, int iterations)
+    {
+        var l = a.CreateLabel();
+        a.mov(ecx, (uint)iterations);
+        a.Label(ref l);
+        a.add(eax, ecx);
+        a.xor(edx, eax);
+        a.dec(ecx);
+        a.jnz(l);
+    }
 
     private static byte[] Assemble(int bitness, ulong origin, Action<Assembler> emit)
     {
@@ -66,7 +83,7 @@ internal static class SmpImage
     });
 
     /// <summary>The AP's 32-bit code: flat segments, a stack per APIC ID, APIC on, IDT, ready, wait for interrupts.</summary>
-    private static byte[] ProtectedMode32() => Assemble(32, Code32, a =>
+    private static byte[] ProtectedMode32(int spin) => Assemble(32, Code32, a =>
     {
         var wait = a.CreateLabel();
         a.mov(ax, Gdt.Data);
@@ -82,6 +99,7 @@ internal static class SmpImage
         a.mov(__dword_ptr[(uint)Apic + 0x3E0], 0xB);   // timer divide by 1
         a.mov(__dword_ptr[(uint)Apic + 0x320], TimerVector); // LVT timer: one-shot, unmasked
         a.mov(__dword_ptr[(uint)Apic + 0x380], 10_000); // initial count: the timer starts
+        if (spin > 0) EmitSpin(a, spin);
         a.@lock.inc(__word_ptr[Ready]);
         a.sti();
         a.Label(ref wait);
@@ -117,7 +135,7 @@ internal static class SmpImage
         for (int i = 0; i < bytes.Length; i++) asm.A.mov(__byte_ptr[address + (ulong)i], bytes[i]);
     }
 
-    private static void Body(Asm asm)
+    private static void Body(Asm asm, int spin)
     {
         var a = asm.A;
         // fw_cfg: select FW_CFG_NB_CPUS (0x05), read 16 bits little-endian from the data port.
@@ -140,7 +158,7 @@ internal static class SmpImage
 
         // The trampoline, the APs' protected-mode code, GDT and IDT, and the counters.
         Store(asm, Trampoline, Trampoline16());
-        Store(asm, Code32, ProtectedMode32());
+        Store(asm, Code32, ProtectedMode32(spin));
         Store(asm, Handler, Handler32());
         Store(asm, NmiHandler, NmiHandler32());
         Store(asm, TimerHandler, TimerHandler32());
@@ -177,6 +195,17 @@ internal static class SmpImage
         {
             a.mov(__dword_ptr[rsi + 0x300], 0x000C_4608); // start-up, vector 0x08 (0x8000), all excluding self
             Delay(asm);
+        }
+
+        if (spin > 0)
+        {
+            var l = a.CreateLabel();
+            a.mov(ecx, (uint)spin);
+            a.Label(ref l);
+            a.add(eax, ecx);
+            a.xor(edx, eax);
+            a.dec(ecx);
+            a.jnz(l);
         }
 
         // Wait for CPU count - 1 processors to start and to be ready (bounded), send the fixed IPI, wait for it.
