@@ -81,8 +81,10 @@ public static class ScriptCommand
                 {
                     Execute(w);
                 }
-                catch (ScriptError e)
+                catch (Exception e) when (e is ScriptError or ArgumentException)
                 {
+                    // ArgumentException: a value the model's host API refuses (an access size, a cache size, a
+                    // control-register value); its message says what is allowed.
                     err.WriteLine($"hwmem script: {path}:{n + 1}: {e.Message}");
                     return HwmemCommand.ExitUsage;
                 }

@@ -81,16 +81,26 @@ public sealed class MachineSnapshot
         {
             throw new InvalidDataException($"'{path}' has a damaged header: {e.Message}");
         }
+        if (header.Regions is null || header.MaxPhysAddrBits is < 36 or > 52)
+            throw new InvalidDataException($"'{path}' has a damaged header: no region list, or MAXPHYADDR {header.MaxPhysAddrBits} outside 36-52.");
         var bus = new PhysicalBus(header.MaxPhysAddrBits, UnmappedPolicy.Zero);
         int at = 12 + len;
         foreach (var r in header.Regions)
         {
-            bus.AddRam(r.Name, r.Start, r.Size);
+            try
+            {
+                bus.AddRam(r.Name ?? "ram", r.Start, r.Size);
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidDataException($"'{path}' describes a RAM region the bus cannot hold: {e.Message}");
+            }
             for (long i = 0; i < r.Pages; i++)
             {
                 if (at + 8 + 4096 > bytes.Length) throw new InvalidDataException($"'{path}' is cut short in region '{r.Name}'.");
                 ulong offset = BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(at));
-                if (offset >= r.Size) throw new InvalidDataException($"'{path}' has a page at offset 0x{offset:x} outside region '{r.Name}'.");
+                if (offset >= r.Size || r.Size - offset < 4096 || (offset & 0xFFF) != 0)
+                    throw new InvalidDataException($"'{path}' has a page at offset 0x{offset:x} that is not a whole page of region '{r.Name}'.");
                 bus.WriteBytes(r.Start + offset, bytes.AsSpan(at + 8, 4096), BusAttributes.Host);
                 at += 8 + 4096;
             }

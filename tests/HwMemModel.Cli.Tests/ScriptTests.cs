@@ -61,3 +61,42 @@ public sealed class ScriptTests
         Assert.That(e.ToString(), Does.Contain("'/nonexistent.hwm' does not exist"));
     }
 }
+
+public sealed class ScriptHostApiErrorTests
+{
+    [Test]
+    public void A_value_the_model_refuses_is_a_script_error_not_an_internal_error()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"hwmem-script-size-{Environment.ProcessId}.hwm");
+        File.WriteAllText(path, "machine kernel\ncache c 64\nalloc c a\nstore a 1 3\n");
+        try
+        {
+            var e = new StringWriter();
+            int code = HwmemCommand.Run(["script", path], new StringWriter(), e);
+            Assert.That(code, Is.EqualTo(HwmemCommand.ExitUsage), e.ToString());
+            Assert.That(e.ToString(), Does.StartWith($"hwmem script: {path}:4: "));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Test]
+    public void A_snapshot_with_a_region_the_bus_cannot_hold_is_refused_as_damaged()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"hwmem-bad-snap-{Environment.ProcessId}");
+        byte[] json = System.Text.Encoding.UTF8.GetBytes("""{"Cr0":0,"Cr3":0,"Cr4":0,"Efer":0,"Pat":0,"Pkru":0,"Cpl":0,"Ac":false,"MaxPhysAddrBits":40,"Regions":[{"Name":"x","Start":1,"Size":0,"Pages":0}]}""");
+        File.WriteAllBytes(path, [.. "HWMSNAP1"u8.ToArray(), .. BitConverter.GetBytes(json.Length), .. json]);
+        try
+        {
+            var e = new StringWriter();
+            Assert.That(HwmemCommand.Run(["walk", "0x1000", "--snapshot", path], new StringWriter(), e), Is.EqualTo(HwmemCommand.ExitUsage));
+            Assert.That(e.ToString(), Does.Contain("describes a RAM region the bus cannot hold"));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}
