@@ -171,15 +171,12 @@ internal static class SmpImage
         a.mov(ecx, 256 * 8 / 8);
         a.xor(eax, eax);
         a.rep.stosq();
-        ulong gate = (Handler & 0xFFFF) | ((ulong)Gdt.Code32 << 16) | (0x8EUL << 40) | ((ulong)(Handler >> 16) << 48);
-        a.mov(rax, gate);
-        a.mov(__qword_ptr[(ulong)IdtBase + IpiVector * 8], rax);
-        ulong nmiGate = (NmiHandler & 0xFFFF) | ((ulong)Gdt.Code32 << 16) | (0x8EUL << 40) | ((ulong)(NmiHandler >> 16) << 48);
-        a.mov(rax, nmiGate);
-        a.mov(__qword_ptr[(ulong)IdtBase + 2 * 8], rax);
-        ulong timerGate = (TimerHandler & 0xFFFF) | ((ulong)Gdt.Code32 << 16) | (0x8EUL << 40) | ((ulong)(TimerHandler >> 16) << 48);
-        a.mov(rax, timerGate);
-        a.mov(__qword_ptr[(ulong)IdtBase + TimerVector * 8], rax);
+        foreach (var (vector, handler) in new[] { (IpiVector, Handler), (2, NmiHandler), (TimerVector, TimerHandler) })
+        {
+            // A 32-bit interrupt gate (type 0xE, present, DPL 0) to the handler in the flat code segment.
+            a.mov(rax, (handler & 0xFFFF) | ((ulong)Gdt.Code32 << 16) | (0x8EUL << 40) | ((ulong)(handler >> 16) << 48));
+            a.mov(__qword_ptr[(ulong)IdtBase + (ulong)vector * 8], rax);
+        }
         Store(asm, IdtPtr, [0xFF, 0x07, .. BitConverter.GetBytes(IdtBase)]);
         a.mov(__qword_ptr[(ulong)Counter], 0);
         a.mov(__qword_ptr[(ulong)Handled], 0);
@@ -197,16 +194,7 @@ internal static class SmpImage
             Delay(asm);
         }
 
-        if (spin > 0)
-        {
-            var l = a.CreateLabel();
-            a.mov(ecx, (uint)spin);
-            a.Label(ref l);
-            a.add(eax, ecx);
-            a.xor(edx, eax);
-            a.dec(ecx);
-            a.jnz(l);
-        }
+        if (spin > 0) EmitSpin(a, spin);
 
         // Wait for CPU count - 1 processors to start and to be ready (bounded), send the fixed IPI, wait for it.
         a.lea(r12d, __dword_ptr[rbx - 1]);
