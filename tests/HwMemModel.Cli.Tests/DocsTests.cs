@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using HwMemModel.Cli;
+using static HwMemModel.Cli.Tests.CliTestSupport;
 
 namespace HwMemModel.Cli.Tests;
 
@@ -9,13 +10,6 @@ namespace HwMemModel.Cli.Tests;
 /// </summary>
 public sealed partial class DocsTests
 {
-    private static string RepoRoot()
-    {
-        var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "HwMemModel.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("HwMemModel.sln not found above the test directory.");
-    }
-
     private static IEnumerable<TestCaseData> Examples()
     {
         string root = RepoRoot();

@@ -3,20 +3,13 @@ using HwMemModel.Bus;
 using HwMemModel.Cli;
 using HwMemModel.Firmware;
 using HwMemModel.Machine;
+using static HwMemModel.Cli.Tests.CliTestSupport;
 
 namespace HwMemModel.Cli.Tests;
 
 /// <summary><c>hwmem run --kernel IMAGE --initrd "FILE ARGS"</c>: modules as QEMU's -initrd loads them.</summary>
 public sealed class InitrdTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = HwmemCommand.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     [Test]
     public void Modules_are_in_memory_and_listed_in_the_multiboot_information_with_their_strings()
     {

@@ -1,18 +1,11 @@
 using System.Text.Json;
 using HwMemModel.Cli;
+using static HwMemModel.Cli.Tests.CliTestSupport;
 
 namespace HwMemModel.Cli.Tests;
 
 public sealed class KernelViewsTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = HwmemCommand.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     [Test]
     public void Demo_binds_the_drivers_and_shows_proc_interrupts()
     {

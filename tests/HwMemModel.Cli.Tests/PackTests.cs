@@ -1,18 +1,12 @@
 using System.Diagnostics;
 using System.IO.Compression;
+using static HwMemModel.Cli.Tests.CliTestSupport;
 
 namespace HwMemModel.Cli.Tests;
 
 /// <summary>Issue 6 §2: the CLI packs as a .NET tool named hwmem, with the README, the license and XML docs.</summary>
 public sealed class PackTests
 {
-    private static string RepoRoot()
-    {
-        var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "HwMemModel.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("HwMemModel.sln not found above the test directory.");
-    }
-
     [Test]
     public void The_cli_packs_as_the_hwmem_tool_and_the_libraries_carry_readme_license_and_xml_docs()
     {

@@ -1,26 +1,12 @@
 using HwMemModel.Cli;
 using HwMemModel.Firmware;
+using static HwMemModel.Cli.Tests.CliTestSupport;
 
 namespace HwMemModel.Cli.Tests;
 
 /// <summary><c>hwmem run --machine FILE.json</c>: firmware on a described machine.</summary>
 public sealed class RunMachineTests
 {
-    private static string RepoRoot()
-    {
-        var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "HwMemModel.sln"))) dir = dir.Parent;
-        return dir!.FullName;
-    }
-
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = HwmemCommand.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     [TestCase("hello")]
     [TestCase("hpet")]
     [TestCase("paging")]

@@ -2,20 +2,13 @@ using HwMemModel.Cli;
 using HwMemModel.Firmware;
 using HwMemModel.Machine;
 using HwMemModel.Mmu;
+using static HwMemModel.Cli.Tests.CliTestSupport;
 
 namespace HwMemModel.Cli.Tests;
 
 /// <summary><c>hwmem run --save-snapshot</c> and <c>hwmem walk --snapshot</c>.</summary>
 public sealed class SnapshotTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = HwmemCommand.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     private static string WithoutTlbLine(string text) => string.Join('\n', text.Split('\n').Where(l => !l.StartsWith("  tlb:", StringComparison.Ordinal)));
 
     [TestCase("demand-paging")]
