@@ -129,9 +129,7 @@ public sealed partial class Kernel
         for (int i = 0; i < Options.Cpus; i++)
         {
             var cpu = new CpuContext(Bus, i, Options.Features, Options.Tlb);
-            cpu.SetPat(LinuxPat);
-            ulong cr4 = Cr4.PGE | (features.Smep ? Cr4.SMEP : 0) | (features.Smap ? Cr4.SMAP : 0);
-            cpu.EnterLongMode(PageTables.Pgd, Options.FiveLevel, cr4, nxe: true, writeProtect: true);
+            EnterKernelPaging(cpu);
             _cpus.Add(cpu);
         }
         Log.Print("x86/PAT: Configuration [0-7]: WB  WC  UC- UC  WB  WP  UC- WT  ");
@@ -140,6 +138,24 @@ public sealed partial class Kernel
         _pages = new PageAllocator(FreeRanges(imageStart), Options.Nodes, Log, (pa, bytes) => Memory.Fill(PhysToVirt(pa), 0, bytes));
         long totalK = _ram.Sum(r => (long)(r.End - r.Start)) / 1024;
         Log.Print($"Memory: {_pages.FreePageCount * 4}K/{totalK}K available");
+    }
+
+    /// <summary>
+    /// Puts <paramref name="cpu"/> in the state the kernel runs its CPUs in: IA32_PAT as Linux programs it, long mode on
+    /// the kernel page tables with CR4.PGE, SMEP, SMAP and PCIDE where the CPU has them, OSFXSR and OSXMMEXCPT (SSE
+    /// enabled), CR0.MP, EFER.NXE and EFER.SCE, CR0.WP. A CPU model that was reset (power-on state) is brought back with it.
+    /// </summary>
+    public void EnterKernelPaging(CpuContext cpu)
+    {
+        ArgumentNullException.ThrowIfNull(cpu);
+        var features = cpu.Features;
+        cpu.SetPat(LinuxPat);
+        ulong cr4 = Cr4.PGE | Cr4.OSFXSR | Cr4.OSXMMEXCPT | (features.Smep ? Cr4.SMEP : 0) | (features.Smap ? Cr4.SMAP : 0)
+            | (features.Pcid ? Cr4.PCIDE : 0);
+        cpu.EnterLongMode(PageTables?.Pgd ?? throw new InvalidOperationException("The kernel page tables are not built yet."), Options.FiveLevel, cr4, nxe: true, writeProtect: true);
+        cpu.SetCr0(cpu.Cr0Value | Cr0.MP);
+        cpu.SetEfer(cpu.EferValue | Efer.SCE);
+        if (_user is not null && cpu.Id < _user.LoadedMm.Length) _user.LoadedMm[cpu.Id] = null;
     }
 
     private void BuildDirectMap(bool pages1G)
