@@ -44,6 +44,31 @@ public sealed partial class X86Cpu
         if (maxInstructions < 0) throw new ArgumentOutOfRangeException(nameof(maxInstructions), maxInstructions, "The instruction budget must be 0 or more.");
         ulong[] bps = breakpoints.Distinct().Order().ToArray();
         if (bps.Length == 0) return Run(maxInstructions);
+        _quietStops = false;
+        return RunToSorted(bps, maxInstructions, ignoreBreakpointAtStart);
+    }
+
+    /// <summary>
+    /// Runs until the processor arrives at one of <paramref name="sortedEntries"/> (ascending, distinct) — the
+    /// kernel entry points of a host-side kernel (<see cref="StopKind.Breakpoint"/>, the instruction at the entry not
+    /// executed) — or <paramref name="maxInstructions"/> retire. As <see cref="RunToBreakpoint"/> without its per-call
+    /// set-up and without formatting reports for these stops (<see cref="RunResult.Report"/> is empty for them), so a
+    /// system call or page fault costs little more than its instructions.
+    /// </summary>
+    public RunResult RunToEntry(ulong[] sortedEntries, long maxInstructions)
+    {
+        ArgumentNullException.ThrowIfNull(sortedEntries);
+        if (sortedEntries.Length == 0) throw new ArgumentException("Give at least one entry address.", nameof(sortedEntries));
+        if (maxInstructions < 0) throw new ArgumentOutOfRangeException(nameof(maxInstructions), maxInstructions, "The instruction budget must be 0 or more.");
+        _quietStops = true;
+        try { return RunToSorted(sortedEntries, maxInstructions, ignoreBreakpointAtStart: false); }
+        finally { _quietStops = false; }
+    }
+
+    private bool _quietStops;
+
+    private RunResult RunToSorted(ulong[] bps, long maxInstructions, bool ignoreBreakpointAtStart)
+    {
         long start = _retired;
         long limit = maxInstructions > long.MaxValue - start ? long.MaxValue : start + maxInstructions;
         ulong startRip = _rip;
@@ -84,7 +109,7 @@ public sealed partial class X86Cpu
         {
             if (Stop.IsRequested) return Finish(StopKind.StopRequested, start, Stop.Reason);
             if (_retired >= limit)
-                return Finish(StopKind.InstructionLimit, start, $"instruction limit reached after {_retired - start} instructions; next instruction at {WhereNext()}");
+                return Finish(StopKind.InstructionLimit, start, _quietStops ? QuantumEnded : $"instruction limit reached after {_retired - start} instructions; next instruction at {WhereNext()}");
             if (!_halted && Array.BinarySearch(bps, _rip) >= 0 && !(ignoreAtStart && _retired == start && _rip == startRip))
                 return BreakpointHit(start);
             _curIp = _rip;
@@ -109,7 +134,7 @@ public sealed partial class X86Cpu
     private RunResult BreakpointHit(long start)
     {
         _curIp = _rip;
-        return Finish(StopKind.Breakpoint, start, $"breakpoint at {Where()}");
+        return Finish(StopKind.Breakpoint, start, _quietStops ? "" : $"breakpoint at {Where()}");
     }
 
     /// <summary>How many instructions of <paramref name="b"/> run before one whose RIP is a breakpoint (the first never counts).</summary>

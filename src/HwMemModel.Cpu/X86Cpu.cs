@@ -167,9 +167,10 @@ public sealed partial class X86Cpu
         R[2] = Cpuid.Signature; // EDX = family/model/stepping after reset
         _cr2 = 0;
         _cr8 = 0;
-        Context.SetEfer(0);
-        Context.SetCr4(0);
+        // Paging off first, so that a context in long mode can be reset (EFER.LME may not change while CR0.PG=1).
         Context.SetCr0(0x6000_0010);
+        Context.SetCr4(0);
+        Context.SetEfer(0);
         Context.SetCr3(0);
         Context.Cpl = 0;
         Context.AlignmentCheck = false;
