@@ -126,6 +126,7 @@ public static class HwmemCommand
         KernelViews.Add(root, stdout);
         ScriptCommand.Add(root, stdout, stderr);
         RunCommand.Add(root, stdout, stderr, rawStdout);
+        ExecCommand.Add(root, stdout, stderr, rawStdout);
         BenchCommand.Add(root, stdout, stderr);
         Plots.PlotCommands.Add(root, stdout, stderr);
 

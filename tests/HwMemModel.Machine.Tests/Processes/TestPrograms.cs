@@ -29,7 +29,7 @@ internal static class TestPrograms
     /// <summary>Source of a test program.</summary>
     public static string SourcePath(string name) => Path.Combine(TestContext.CurrentContext.TestDirectory, "programs", name + ".c");
 
-    /// <summary>Builds tests/programs/<paramref name="name"/>.c with musl-gcc -static -O2 and returns its guest path ("/bin/NAME").</summary>
+    /// <summary>Builds tests/programs/<paramref name="name"/>.c with musl-gcc -static -O2 and returns its guest path ("/bin/HASH/NAME").</summary>
     public static string Musl(string name, string flags = "") => Build(name, "musl-gcc", "-static -O2 " + flags, "apt-get install musl-tools");
 
     /// <summary>Builds a program without a C library (gcc -nostdlib -static, general-purpose registers only).</summary>
@@ -39,8 +39,9 @@ internal static class TestPrograms
     {
         string src = SourcePath(name);
         string hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(File.ReadAllText(src) + compiler + flags)))[..12];
-        string outName = $"{name}-{hash}";
-        string output = Path.Combine(Root, "bin", outName);
+        string outName = $"{hash}/{name}";
+        Directory.CreateDirectory(Path.Combine(Root, "bin", hash));
+        string output = Path.Combine(Root, "bin", hash, name);
         lock (Gate)
         {
             if (File.Exists(output)) return "/bin/" + outName;
