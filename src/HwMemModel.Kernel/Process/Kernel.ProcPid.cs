@@ -76,7 +76,7 @@ public sealed partial class Kernel
         return new VmaPageCounts(rss, pss, pssDirty, sc, sd, pc, pd, refd, anon);
     }
 
-    /// <summary>/proc/PID/smaps of <paramref name="task"/>, in Linux 6.1's format.</summary>
+    /// <summary>/proc/PID/smaps of <paramref name="task"/>, in Linux 6.18's format.</summary>
     public string FormatSmaps(TaskStruct task)
     {
         var sb = new StringBuilder();
@@ -98,7 +98,7 @@ public sealed partial class Kernel
             Kb("Private_Dirty:", c.PrivateDirty);
             Kb("Referenced:", c.Referenced);
             Kb("Anonymous:", c.Anonymous);
-            foreach (var zero in new[] { "LazyFree:", "AnonHugePages:", "ShmemPmdMapped:", "FilePmdMapped:", "Shared_Hugetlb:", "Private_Hugetlb:", "Swap:", "SwapPss:", "Locked:" })
+            foreach (var zero in new[] { "KSM:", "LazyFree:", "AnonHugePages:", "ShmemPmdMapped:", "FilePmdMapped:", "Shared_Hugetlb:", "Private_Hugetlb:", "Swap:", "SwapPss:", "Locked:" })
                 Kb(zero, 0);
             sb.Append("THPeligible:    0\n");
             sb.Append("VmFlags: ").Append(VmFlagNames(v.Flags)).Append('\n');

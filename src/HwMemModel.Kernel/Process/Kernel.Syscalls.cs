@@ -358,7 +358,7 @@ public sealed partial class Kernel
     private long SysUname(TaskStruct t, ulong buf)
     {
         var u = new byte[65 * 6];
-        string[] fields = ["Linux", "hwmem", "6.1.0-hwmem", "#1 SMP PREEMPT_DYNAMIC HwMemModel", "x86_64", "(none)"];
+        string[] fields = ["Linux", "hwmem", "6.18.0-hwmem", "#1 SMP PREEMPT_DYNAMIC HwMemModel", "x86_64", "(none)"];
         for (int i = 0; i < fields.Length; i++) Encoding.ASCII.GetBytes(fields[i]).CopyTo(u, i * 65);
         return CopyToUser(t, buf, u) ? 0 : -Errno.EFAULT;
     }

@@ -42,6 +42,9 @@ public sealed partial class Kernel
     /// <summary>Raised when a child of init (a process the host started) exits: the host's wait.</summary>
     public event Action<TaskStruct>? ProcessExited;
 
+    /// <summary>Raised for every task as it exits, after its address space is released (its counters are final).</summary>
+    public event Action<TaskStruct>? TaskExited;
+
     // ------------------------------------------------------------------ fork
 
     /// <summary>
@@ -150,6 +153,7 @@ public sealed partial class Kernel
         task.KilledBySignal = signal;
         task.State = TaskState.Zombie;
         u.RunQueue.Remove(task);
+        TaskExited?.Invoke(task);
         foreach (var c in task.Children.ToArray())
         {
             c.Parent = null;
@@ -252,7 +256,10 @@ public sealed partial class Kernel
                 KillTask(task, Signals.SIGKILL, $"Out of memory: Killed process {task.Pid} ({task.Comm})");
                 return;
             }
-            KillTask(task, Signals.SIGSEGV, $"{task.Comm}[{task.Pid}]: segfault at {cr2:x} ip {regs.Rip:x16} sp {regs.Rsp:x16} error {errorCode:x}{WhereIn(task, regs.Rip)} likely on CPU {CurrentCpuIndex} (core 0, socket 0)");
+            string line = $"{task.Comm}[{task.Pid}]: segfault at {cr2:x} ip {regs.Rip:x16} sp {regs.Rsp:x16} error {errorCode:x}{WhereIn(task, regs.Rip)} likely on CPU {CurrentCpuIndex} (core 0, socket 0)";
+            Log.Print(line);
+            Log.Print(CodeLine(task, regs.Rip));
+            KillTask(task, Signals.SIGSEGV);
             return;
         }
         (int sig, string what) = vector switch
@@ -274,10 +281,22 @@ public sealed partial class Kernel
         KillTask(task, sig, $"traps: {task.Comm}[{task.Pid}] {what} ip:{regs.Rip:x} sp:{regs.Rsp:x} error:{errorCode:x}{WhereIn(task, regs.Rip)}");
     }
 
+    /// <summary>print_vma_addr: " in FILE[OFFSET,START+SIZE]" for an address in a file mapping.</summary>
     private static string WhereIn(TaskStruct task, ulong ip)
     {
         if (task.Mm is not { } mm || FindVma(mm, ip) is not { } v || v.Start > ip || v.File is null) return "";
         string name = v.File.GuestPath[(v.File.GuestPath.LastIndexOf('/') + 1)..];
-        return $" in {name}[{v.Start:x}+{v.Size:x}]";
+        return $" in {name}[{ip - v.Start + (v.PageOffset << 12):x},{v.Start:x}+{v.Size:x}]";
+    }
+
+    /// <summary>show_opcodes: the 64 code bytes around <paramref name="ip"/> (42 before it), the one at ip in angle brackets.</summary>
+    private string CodeLine(TaskStruct task, ulong ip)
+    {
+        const int Prologue = 42, Size = 64;
+        var bytes = new byte[Size];
+        if (ip < Prologue || !CopyFromUser(task, ip - Prologue, bytes)) return $"Code: Unable to access opcode bytes at 0x{ip - Prologue:x}.";
+        var sb = new System.Text.StringBuilder("Code:");
+        for (int i = 0; i < Size; i++) sb.Append(i == Prologue ? $" <{bytes[i]:x2}>" : $" {bytes[i]:x2}");
+        return sb.ToString();
     }
 }
