@@ -221,6 +221,8 @@ public sealed partial class X86Cpu
             case Mnemonic.Cpuid:
             {
                 var (a, b, c, dx) = Cpuid.Query((uint)R[0], (uint)R[1], Context.Cr4Value, Context.Id);
+                // SDM Vol. 3A §10.4.3: with IA32_APIC_BASE.EN clear, CPUID.1:EDX.APIC (bit 9) reads 0 (QEMU too).
+                if ((uint)R[0] == 1 && LocalApic is { } apic && (apic.ApicBase & (1UL << 11)) == 0) dx &= ~(1u << 9);
                 R[0] = a; R[3] = b; R[1] = c; R[2] = dx;
                 return true;
             }

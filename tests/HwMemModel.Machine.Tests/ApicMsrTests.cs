@@ -299,6 +299,24 @@ public sealed class ApicMsrTests
     }
 
     [Test]
+    public void Cpuid_apic_flag_reads_0_while_the_apic_is_globally_disabled()
+    {
+        var (m, exit) = Run(a =>
+        {
+            a.mov(eax, 1);
+            a.cpuid();
+            a.mov(__dword_ptr[Result], edx);
+            WriteApicBase(a, 0xFEE0_0000);
+            a.mov(eax, 1);
+            a.cpuid();
+            a.mov(__dword_ptr[Result + 4], edx);
+        });
+        Assert.That(exit, Is.Zero);
+        Assert.That(Dword(m, Result) & (1u << 9), Is.Not.Zero, "enabled: CPUID.1:EDX.APIC");
+        Assert.That(Dword(m, Result + 4) & (1u << 9), Is.Zero, "globally disabled (SDM §10.4.3)");
+    }
+
+    [Test]
     public void A_new_base_moves_this_cpus_xapic_window()
     {
         var (m, exit) = Run(a =>
