@@ -19,6 +19,7 @@ public static class FirmwareImages
         Smc(),
         Smp(),
         SmpSpin(),
+        FwCfg(),
         Bench(),
     ]);
 
@@ -57,6 +58,13 @@ public static class FirmwareImages
     /// <c>PcMachineOptions.Cpus</c>).
     /// </summary>
     public static FirmwareImage Smp() => new("smp", ImageKind.Bios, SmpImage.Build(), SmpImage.Description);
+
+    /// <summary>
+    /// <c>fw-cfg</c> (BIOS): QEMU's fw_cfg through ports 0x510/0x511: signature, ID, RAM size, CPU count, maximum CPUs,
+    /// the file directory (select keys, sizes of the files the model provides), the etc/e820 entries and keys without
+    /// an item.
+    /// </summary>
+    public static FirmwareImage FwCfg() => new("fw-cfg", ImageKind.Bios, FwCfgImage.Build(), FwCfgImage.Description);
 
     /// <summary>
     /// <c>smp-spin</c> (BIOS): the <c>smp</c> image where every CPU first runs <see cref="Images.SmpImage.SpinIterations"/>

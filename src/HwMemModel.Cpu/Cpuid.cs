@@ -29,6 +29,9 @@ public sealed class CpuidModel
     /// <summary>Leaf 1 EAX: family 6, model 0x8F, stepping 1 (a Sapphire-Rapids-like signature).</summary>
     public uint Signature { get; init; } = 0x000806F1;
 
+    /// <summary>CPUID.1:ECX bit 21: the local APIC supports x2APIC mode. Off by default, as QEMU 7.2's TCG reports.</summary>
+    public bool X2Apic { get; init; }
+
     /// <summary>Highest basic leaf.</summary>
     public const uint MaxBasicLeaf = 7;
 
@@ -48,7 +51,7 @@ public sealed class CpuidModel
             case 1:
             {
                 uint ebx = (uint)(apicId << 24) | (1u << 16) | (8u << 8);
-                uint ecx = (1u << 13) | (1u << 22) | (1u << 23) | (_f.Pcid ? 1u << 17 : 0);
+                uint ecx = (1u << 13) | (1u << 22) | (1u << 23) | (_f.Pcid ? 1u << 17 : 0) | (X2Apic ? 1u << 21 : 0);
                 uint edx = (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 9) | (1u << 15) | (1u << 16) | (1u << 19)
                     | (_f.Pge ? 1u << 13 : 0);
                 return (Signature, ebx, ecx, edx);

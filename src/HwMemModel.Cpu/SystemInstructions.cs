@@ -206,7 +206,7 @@ public sealed partial class X86Cpu
             {
                 RequireCpl0("RDMSR");
                 uint index = (uint)R[1];
-                if (!TryReadMsr(index, out ulong v)) throw GP(0, $"RDMSR of unimplemented MSR 0x{index:x}");
+                if (!TryReadMsr(index, out ulong v)) throw GP(0, IsX2ApicMsr(index) ? X2ApicRefusal(index, "RDMSR") : $"RDMSR of unimplemented MSR 0x{index:x}");
                 R[0] = (uint)v; R[2] = v >> 32;
                 return true;
             }
@@ -221,6 +221,8 @@ public sealed partial class X86Cpu
             case Mnemonic.Cpuid:
             {
                 var (a, b, c, dx) = Cpuid.Query((uint)R[0], (uint)R[1], Context.Cr4Value, Context.Id);
+                // SDM Vol. 3A §10.4.3: with IA32_APIC_BASE.EN clear, CPUID.1:EDX.APIC (bit 9) reads 0 (QEMU too).
+                if ((uint)R[0] == 1 && LocalApic is { } apic && (apic.ApicBase & (1UL << 11)) == 0) dx &= ~(1u << 9);
                 R[0] = a; R[3] = b; R[1] = c; R[2] = dx;
                 return true;
             }
@@ -357,7 +359,7 @@ public sealed partial class X86Cpu
         switch (index)
         {
             case 0x10: value = Tsc(); return true;
-            case 0x1B: value = Msr.ApicBase; return true;
+            case 0x1B: value = LocalApic?.ApicBase ?? Msr.ApicBase; return true;
             case 0x3A: value = 1; return true; // IA32_FEATURE_CONTROL: locked, VMX off
             case 0xFE: value = 0x508; return true; // MTRRcap: 8 variable ranges, fixed ranges, WC
             case 0x174: value = Msr.SysenterCs; return true;
@@ -381,6 +383,7 @@ public sealed partial class X86Cpu
             value = Msr.Mtrrs.GetValueOrDefault(index);
             return true;
         }
+        if (IsX2ApicMsr(index)) return TryReadX2ApicMsr(index, out value);
         value = 0;
         ReportOnce($"rdmsr:{index:x}", $"RDMSR of MSR 0x{index:x}, which the model does not implement, at {Where()}: #GP(0) as on QEMU");
         return false;
@@ -399,7 +402,9 @@ public sealed partial class X86Cpu
             case 0x1B:
                 if ((v & ~(0xFFFF_FFFFF000UL | (1UL << 11) | (1UL << 10) | (1UL << 8))) != 0 || (v >> Context.Features.MaxPhysAddrBits) != 0)
                     throw GP(0, $"IA32_APIC_BASE value 0x{v:x} sets reserved bits");
-                Msr.ApicBase = v;
+                if (LocalApic is { } apic && !apic.TrySetApicBase(v))
+                    throw GP(0, $"IA32_APIC_BASE value 0x{v:x} is a mode change the SDM refuses from 0x{apic.ApicBase:x} (§10.12.5: x2APIC needs CPUID.1:ECX.x2APIC and EN, and is left through disabled only)");
+                Msr.ApicBase = LocalApic?.ApicBase ?? v;
                 ApicBaseWritten?.Invoke(v);
                 return;
             case 0x174: Msr.SysenterCs = v & 0xFFFF; return;
@@ -431,6 +436,11 @@ public sealed partial class X86Cpu
         {
             Msr.Mtrrs[index] = v;
             return;
+        }
+        if (IsX2ApicMsr(index))
+        {
+            if (LocalApic?.TryWriteX2ApicMsr(index, v) == true) return;
+            throw GP(0, X2ApicRefusal(index, "WRMSR"));
         }
         ReportOnce($"wrmsr:{index:x}", $"WRMSR of MSR 0x{index:x}, which the model does not implement, at {Where()}: #GP(0) as on QEMU");
         throw GP(0, $"WRMSR of unimplemented MSR 0x{index:x}");

@@ -31,6 +31,13 @@ public sealed record PcMachineOptions
     /// and guest time advances by one quantum per round, so every run is the same.
     /// </summary>
     public int Cpus { get; init; } = 1;
+    /// <summary>
+    /// Whether the CPUs report x2APIC (CPUID.1:ECX bit 21) and their local APICs accept IA32_APIC_BASE.EXTD, which puts
+    /// the APIC's registers at MSRs 0x800-0x8FF (Intel SDM Vol. 3A §10.12). Off by default because QEMU 7.2's TCG, the
+    /// reference for the conformance images, does not support x2APIC even with <c>-cpu max</c> ("TCG doesn't support
+    /// requested feature: CPUID.01H:ECX.x2apic"); with it off, setting EXTD and RDMSR/WRMSR of 0x800-0x8FF raise #GP.
+    /// </summary>
+    public bool X2Apic { get; init; }
     /// <summary>Instructions each CPU runs per turn when <see cref="Cpus"/> is more than 1 (1 to 1,000,000).</summary>
     public long SmpQuantum { get; init; } = 1000;
     /// <summary>
@@ -73,12 +80,12 @@ public sealed class PcMachine : IInterruptSource
         var serial = options.SerialOutput ?? Stream.Null;
         if (description is null)
         {
-            Devices = PcPlatform.AddDefaultDevices(Bus, Ports, Clock, Stop, serial, RamSize, options.Cpus);
+            Devices = PcPlatform.AddDefaultDevices(Bus, Ports, Clock, Stop, serial, RamSize, options.Cpus, options.X2Apic, DeviceLog);
             Chipset = Devices.Chipset;
         }
         else
         {
-            Chipset = PcChipset.Add(Bus, Ports, Clock, Stop, RamSize, description.IoApicBase, description.LocalApicBase, options.Cpus);
+            Chipset = PcChipset.Add(Bus, Ports, Clock, Stop, RamSize, description.IoApicBase, description.LocalApicBase, options.Cpus, options.X2Apic, DeviceLog);
             var parts = new Description.MachineParts(Bus, Ports, Clock, Stop, Chipset, DeviceLog,
                 d => d.Options.TryGetValue("output", out var o) && o == "host" ? serial : Stream.Null, _ => null, _owned)
                 { Description = description };
@@ -91,26 +98,24 @@ public sealed class PcMachine : IInterruptSource
         Context = new CpuContext(Bus, 0, options.Features, description?.Tlb ?? options.Tlb);
         // QEMU's "-cpu max" under TCG identifies as an AMD processor with signature 0x00060FB1 (family 0xF,
         // model 0x6B, stepping 1; firmware/expected/hello.txt and QEMU's monitor).
-        var cpuid = new CpuidModel(Context.Features) { Vendor = "AuthenticAMD", Signature = 0x0006_0FB1 };
+        var cpuid = new CpuidModel(Context.Features) { Vendor = "AuthenticAMD", Signature = 0x0006_0FB1, X2Apic = options.X2Apic };
         Cpu = new X86Cpu(Context, Ports, Clock, Stop, cpuid) { Interrupts = this };
-        Cpu.ApicBaseWritten += v => Chipset.LocalApic.GloballyEnabled = (v & (1UL << 11)) != 0;
+        Cpu.LocalApic = new LocalApicMsrs(Chipset.LocalApic);
         _cpus.Add(Cpu);
         for (int i = 1; i < options.Cpus; i++)
         {
             var ctx = new CpuContext(Bus, i, options.Features, description?.Tlb ?? options.Tlb);
             var ap = new X86Cpu(ctx, Ports, Clock, Stop, cpuid) { Interrupts = this };
-            int index = i;
-            ap.ApicBaseWritten += v => Chipset.ApicBus![index].GloballyEnabled = (v & (1UL << 11)) != 0;
+            ap.LocalApic = new LocalApicMsrs(Chipset.ApicBus[i]);
             ap.Init();
             _cpus.Add(ap);
         }
-        if (Chipset.ApicBus is { } apics)
-        {
-            foreach (var c in _cpus) c.ExternalClock = true;
-            apics.InitRequested += cpu => { if (cpu > 0 && cpu < _cpus.Count) _cpus[cpu].Init(); };
-            apics.StartupRequested += (cpu, vector) => { if (cpu < _cpus.Count) _cpus[cpu].StartupIpi(vector); };
-            apics.NmiRequested += cpu => { if (cpu < _cpus.Count) _cpus[cpu].RaiseNmi(); };
-        }
+        if (_cpus.Count > 1) foreach (var c in _cpus) c.ExternalClock = true;
+        var apics = Chipset.ApicBus;
+        // INIT resets an AP and its APIC (ID and IA32_APIC_BASE kept, SDM §10.4.7.3; QEMU do_cpu_init).
+        apics.InitRequested += cpu => { if (cpu > 0 && cpu < _cpus.Count) { _cpus[cpu].Init(); apics[cpu].InitReset(); } };
+        apics.StartupRequested += (cpu, vector) => { if (cpu < _cpus.Count) _cpus[cpu].StartupIpi(vector); };
+        apics.NmiRequested += cpu => { if (cpu < _cpus.Count) _cpus[cpu].RaiseNmi(); };
     }
 
     private readonly List<X86Cpu> _cpus = [];

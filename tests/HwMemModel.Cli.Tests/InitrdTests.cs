@@ -121,4 +121,25 @@ public sealed class RunSmpOptionTests
             File.Delete(path);
         }
     }
+
+    [Test]
+    public void X2apic_option_runs_the_same_xapic_firmware()
+    {
+        // --x2apic only adds the capability (CPUID.1:ECX bit 21, IA32_APIC_BASE.EXTD): firmware that stays in xAPIC
+        // mode runs as without it.
+        var image = FirmwareImages.Get("smp");
+        string path = Path.Combine(Path.GetTempPath(), $"hwmem-x2apic-{Environment.ProcessId}.bin");
+        File.WriteAllBytes(path, image.Bytes);
+        try
+        {
+            var o = new StringWriter();
+            int code = HwmemCommand.Run(["run", "--bios", path, "--smp", "2", "--x2apic"], o, new StringWriter());
+            Assert.That(code, Is.EqualTo(FirmwareImages.QemuSuccessExitStatus));
+            Assert.That(o.ToString(), Does.Contain("smp: fixed IPI 0x40 handled by: 1"));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
 }

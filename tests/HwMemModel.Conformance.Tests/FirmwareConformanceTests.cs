@@ -116,6 +116,34 @@ public sealed class SmpConformanceTests
     }
 }
 
+/// <summary>The <c>fw-cfg</c> image with several CPUs (QEMU's <c>-smp N</c>): fw_cfg's CPU counts follow N.</summary>
+public sealed class FwCfgConformanceTests
+{
+    [TestCase(2)]
+    [TestCase(4)]
+    public void Cpu_count_keys_report_the_cpus(int cpus)
+    {
+        var (serial, exit, result) = FirmwareConformanceTests.RunOnModel(FirmwareImages.Get("fw-cfg"), cpus);
+        Assert.That(serial, Does.Contain($"fwcfg: CPUs (key 0x05, 16-bit LE): {cpus}, the byte past its end reads 0x0\n"), result.Report);
+        Assert.That(serial, Does.Contain($"fwcfg: maximum CPUs (key 0x0f, 16-bit LE): {cpus}\n"), result.Report);
+        Assert.That(exit, Is.EqualTo(FirmwareImages.QemuSuccessExitStatus), result.Report);
+    }
+
+    [TestCase(2)]
+    [TestCase(4)]
+    [Category("Qemu")]
+    public void Model_matches_live_qemu_with_several_cpus(int cpus)
+    {
+        string? qemu = Qemu.Find();
+        if (qemu is null) Assert.Ignore("qemu-system-x86_64 is not on the PATH; the CPU count is then checked against the image's own rule only");
+        var image = FirmwareImages.Get("fw-cfg");
+        var (qemuSerial, qemuExit) = Qemu.Run(qemu, image, cpus);
+        var (serial, exit, _) = FirmwareConformanceTests.RunOnModel(image, cpus);
+        Assert.That(serial, Is.EqualTo(qemuSerial));
+        Assert.That(exit, Is.EqualTo(qemuExit));
+    }
+}
+
 /// <summary>Finds and runs qemu-system-x86_64 with PLATFORM.md's command line.</summary>
 internal static class Qemu
 {

@@ -31,15 +31,26 @@ public sealed class ApicBus : IMmioDevice, ITimedDevice
     public const int MaxCpus = 255;
 
     private readonly LocalApic[] _apics;
+    private readonly DeviceLog _log;
+    private readonly Dictionary<ulong, MmioRegion> _windows = [];
+    private PhysicalBus? _memory;
+    private ulong _windowSize;
+    private ulong _homeBase;
 
     /// <summary>Creates <paramref name="cpuCount"/> local APICs, APIC ID = CPU index, and wires their messages.</summary>
     /// <param name="clock">Guest time (the APIC timers' clock).</param>
     /// <param name="cpuCount">Number of CPUs, 1-255.</param>
     /// <param name="x2ApicSupported">Whether the CPUs report x2APIC (see <see cref="LocalApic.X2ApicSupported"/>).</param>
+    /// <param name="baseAddress">Every APIC's base after reset (see <see cref="LocalApic.ResetBaseAddress"/>).</param>
+    /// <param name="log">Where messages that reach no APIC and unusual start-up vectors are reported; none when null.</param>
     /// <exception cref="ArgumentNullException"><paramref name="clock"/> is null.</exception>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="cpuCount"/> is outside 1-255.</exception>
-    public ApicBus(GuestClock clock, int cpuCount, bool x2ApicSupported = true)
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// <paramref name="cpuCount"/> is outside 1-255, or <paramref name="baseAddress"/> is not a valid APIC base.
+    /// </exception>
+    public ApicBus(GuestClock clock, int cpuCount, bool x2ApicSupported = true, ulong baseAddress = LocalApic.DefaultBaseAddress,
+        DeviceLog? log = null)
     {
+        _log = log ?? DeviceLog.Discard;
         DeviceThrow.NotNull(clock, nameof(clock), "The APIC bus");
         if (cpuCount is < 1 or > MaxCpus)
         {
@@ -50,7 +61,7 @@ public sealed class ApicBus : IMmioDevice, ITimedDevice
         _apics = new LocalApic[cpuCount];
         for (int i = 0; i < cpuCount; i++)
         {
-            var apic = new LocalApic(clock, i) { X2ApicSupported = x2ApicSupported };
+            var apic = new LocalApic(clock, i, baseAddress) { X2ApicSupported = x2ApicSupported };
             apic.IpiSent += Deliver;
             apic.EoiBroadcast += vector => EoiBroadcast?.Invoke(vector);
             apic.MsiWritten += (address, data) => DeliverMsi(address, data);
@@ -158,6 +169,120 @@ public sealed class ApicBus : IMmioDevice, ITimedDevice
     }
 
     /// <summary>
+    /// Maps the xAPIC window of <paramref name="size"/> bytes at the APICs' reset base on <paramref name="memory"/>
+    /// (named "Local APIC") and keeps the windows following IA32_APIC_BASE: when a CPU moves its APIC (SDM Vol. 3A
+    /// §10.4.5), a window is mapped at the new base (priority 1, above RAM) unless one is there, and a moved-to window
+    /// no APIC uses any more is unmapped. Each window serves a CPU only while that CPU's APIC base is the window's: a
+    /// CPU reads 0 (writes are dropped) where its APIC is not, also at 0xFEE00000 after it moved away. A window put
+    /// over RAM or another region hides it from every CPU while mapped (reported to the device log); a base the bus
+    /// cannot map (beyond its physical address width, or over a region of priority 1) is reported and leaves that
+    /// APIC reachable through x2APIC MSRs only. QEMU 7.2 never moves its window (one region at 0xFEE00000 for all
+    /// CPUs, whatever IA32_APIC_BASE holds).
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="memory"/> is null.</exception>
+    /// <exception cref="InvalidOperationException">The windows are already mapped.</exception>
+    /// <exception cref="ArgumentException">The bus refuses the window at the reset base (see <see cref="PhysicalBus.AddMmio"/>).</exception>
+    public MmioRegion MapWindows(PhysicalBus memory, ulong size)
+    {
+        DeviceThrow.NotNull(memory, nameof(memory), "The APIC bus");
+        if (_memory is not null)
+        {
+            throw new InvalidOperationException("The APIC bus's windows are already mapped; call MapWindows once per machine.");
+        }
+
+        _memory = memory;
+        _windowSize = size;
+        _homeBase = _apics[0].ResetBaseAddress;
+        var region = memory.AddMmio("Local APIC", _homeBase, size, new Window(this, _homeBase));
+        _windows[_homeBase] = region;
+        foreach (LocalApic apic in _apics)
+        {
+            apic.BaseAddressChanged += OnBaseAddressChanged;
+        }
+
+        return region;
+    }
+
+    /// <summary>The bases where an xAPIC window is mapped now, in ascending order.</summary>
+    public IReadOnlyList<ulong> WindowBases => [.. _windows.Keys.Order()];
+
+    private void OnBaseAddressChanged(LocalApic moved)
+    {
+        if (_memory is null)
+        {
+            return;
+        }
+
+        ulong target = moved.BaseAddress;
+        if (!_windows.ContainsKey(target))
+        {
+            var (kind, _) = _memory.Describe(target);
+            try
+            {
+                _windows[target] = _memory.AddMmio($"Local APIC at 0x{target:x}", target, _windowSize, new Window(this, target), priority: 1);
+                if (kind is { } k)
+                {
+                    _log.Report("apic", $"CPU {moved.CpuIndex} moved its local APIC to 0x{target:x}, over {k}: every CPU loses that {k} " +
+                        "while the window is there (a CPU whose APIC is elsewhere reads 0)");
+                }
+            }
+            catch (ArgumentException e)
+            {
+                _log.Report("apic", $"CPU {moved.CpuIndex} moved its local APIC to 0x{target:x}, where no window can be mapped ({e.Message}); " +
+                    "its xAPIC registers are unreachable there");
+            }
+        }
+
+        foreach (ulong windowBase in _windows.Keys.ToList())
+        {
+            if (windowBase != _homeBase && !_apics.Any(a => a.BaseAddress == windowBase))
+            {
+                _memory.Remove(_windows[windowBase]);
+                _windows.Remove(windowBase);
+            }
+        }
+    }
+
+    private int CpuOf(BusAttributes attributes) => attributes.Kind switch
+    {
+        RequesterKind.Cpu => (uint)attributes.RequesterId < (uint)_apics.Length ? attributes.RequesterId : -2,
+        RequesterKind.Host or RequesterKind.Debugger => 0,
+        _ => -1,
+    };
+
+    /// <summary>One mapped xAPIC window: serves a CPU whose APIC base is this window's base.</summary>
+    private sealed class Window(ApicBus owner, ulong windowBase) : IMmioDevice
+    {
+        public string Name => "Local APIC";
+
+        public AccessConstraints Valid => owner.Valid;
+
+        public AccessConstraints Impl => owner.Impl;
+
+        public BusStatus Read(ulong offset, int size, out ulong value, BusAttributes attributes)
+        {
+            if (Serves(attributes))
+            {
+                return owner.Read(offset, size, out value, attributes);
+            }
+
+            value = 0;
+            return BusStatus.Ok;
+        }
+
+        public BusStatus Write(ulong offset, int size, ulong value, BusAttributes attributes) =>
+            Serves(attributes) ? owner.Write(offset, size, value, attributes) : BusStatus.Ok;
+
+        // Requesters without an APIC (DMA: MSIs) and CPUs without one use the home window only; a CPU uses the window
+        // where its own APIC is.
+        private bool Serves(BusAttributes attributes)
+        {
+            int cpu = owner.CpuOf(attributes);
+            return cpu < 0 ? windowBase == owner._homeBase : owner._apics[cpu].BaseAddress == windowBase;
+        }
+    }
+
+    /// <summary>
     /// Delivers <paramref name="message"/> to the APICs it selects (QEMU apic_deliver then apic_bus_deliver): the
     /// shorthand (self = the sender, all including / excluding self), else the destination matched by
     /// <see cref="LocalApic.AcceptsDestination"/>. A source of -1 (I/O APIC, MSI) has no "self".
@@ -181,6 +306,7 @@ public sealed class ApicBus : IMmioDevice, ITimedDevice
                     }
                 }
 
+                ReportUndelivered(message);
                 return;
             case ApicDeliveryMode.Fixed:
             case ApicDeliveryMode.ExtInt:
@@ -193,6 +319,7 @@ public sealed class ApicBus : IMmioDevice, ITimedDevice
                 return;
         }
 
+        bool delivered = false;
         for (int cpu = 0; cpu < _apics.Length; cpu++)
         {
             if (!Targets(message, cpu))
@@ -200,6 +327,7 @@ public sealed class ApicBus : IMmioDevice, ITimedDevice
                 continue;
             }
 
+            delivered = true;
             switch (message.DeliveryMode)
             {
                 case ApicDeliveryMode.Smi:
@@ -212,12 +340,18 @@ public sealed class ApicBus : IMmioDevice, ITimedDevice
                     InitRequested?.Invoke(cpu);
                     break;
                 case ApicDeliveryMode.StartUp:
+                    ReportStartupVector(cpu, message.Vector);
                     StartupRequested?.Invoke(cpu, message.Vector);
                     break;
                 default:
                     _apics[cpu].AcceptMessage(message.Vector, message.LevelTriggered);
                     break;
             }
+        }
+
+        if (!delivered)
+        {
+            ReportUndelivered(message);
         }
     }
 
@@ -238,6 +372,37 @@ public sealed class ApicBus : IMmioDevice, ITimedDevice
     public void DeliverMsi(ulong address, uint data) =>
         Deliver(new ApicMessage(-1, (byte)data, (ApicDeliveryMode)((data >> 8) & 7), (address & 4) != 0,
             (uint)((address >> 12) & 0xFF), ApicDestinationShorthand.None, true, (data & (1u << 15)) != 0));
+
+    /// <summary>
+    /// A message that matched no APIC is dropped, as on hardware (a Pentium 4 or later xAPIC sets no ESR bit; the P6's
+    /// "send accept error" needed the 3-wire APIC bus) and in QEMU (apic_deliver with an empty delivery bitmask).
+    /// </summary>
+    private void ReportUndelivered(in ApicMessage message)
+    {
+        if (message.Shorthand != ApicDestinationShorthand.None)
+        {
+            return; // "all excluding self" on a one-CPU machine: nobody to reach, nothing wrong
+        }
+
+        string what = message.SourceCpu >= 0 ? $"IPI from CPU {message.SourceCpu}" : "interrupt message (I/O APIC or MSI)";
+        _log.Report("apic", message.LogicalDestination
+            ? $"{what} ({message.DeliveryMode}, vector 0x{message.Vector:x2}) to logical destination 0x{message.Destination:x} matches no APIC; dropped"
+            : $"{what} ({message.DeliveryMode}, vector 0x{message.Vector:x2}) to absent APIC ID 0x{message.Destination:x} dropped");
+    }
+
+    /// <summary>
+    /// A start-up IPI's vector VV starts the AP at physical 0xVV000, always below 1 MiB. The SDM reserves vectors
+    /// 0xA0-0xBF (the VGA window 0xA0000-0xBFFFF; SDM Vol. 3A §8.4.4.1, §10.6.1); QEMU (apic_sipi) starts the AP there
+    /// anyway, and so does the model, with a report. Vectors 0xC0-0xFF (option ROMs and the BIOS) are legal.
+    /// </summary>
+    private void ReportStartupVector(int cpu, byte vector)
+    {
+        if (vector is >= 0xA0 and <= 0xBF)
+        {
+            _log.Report("apic", $"start-up IPI vector 0x{vector:x2} starts CPU {cpu} at 0x{vector << 12:x5}, in the VGA window 0xA0000-0xBFFFF " +
+                "(the SDM reserves vectors 0xA0-0xBF); started there anyway, as QEMU does");
+        }
+    }
 
     private bool Targets(in ApicMessage message, int cpu) => message.Shorthand switch
     {

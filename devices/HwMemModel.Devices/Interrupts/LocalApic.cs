@@ -121,9 +121,15 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
     /// <summary>Creates the local APIC of CPU <paramref name="cpuIndex"/> in its reset state.</summary>
     /// <param name="clock">Guest time (the APIC timer's clock).</param>
     /// <param name="cpuIndex">The CPU index, 0-254; it becomes the initial APIC ID.</param>
+    /// <param name="baseAddress">
+    /// The base IA32_APIC_BASE holds after reset: 0xFEE00000 on a PC; a machine description may place the window
+    /// elsewhere. A multiple of 4 KiB below 2^52.
+    /// </param>
     /// <exception cref="ArgumentNullException"><paramref name="clock"/> is null.</exception>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="cpuIndex"/> is outside 0-254.</exception>
-    public LocalApic(GuestClock clock, int cpuIndex = 0)
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// <paramref name="cpuIndex"/> is outside 0-254, or <paramref name="baseAddress"/> is not 4 KiB aligned or not below 2^52.
+    /// </exception>
+    public LocalApic(GuestClock clock, int cpuIndex = 0, ulong baseAddress = DefaultBaseAddress)
     {
         _clock = DeviceThrow.NotNull(clock, nameof(clock), "The local APIC");
         if (cpuIndex is < 0 or > 254)
@@ -132,9 +138,19 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
                 $"CPU index {cpuIndex} cannot be an xAPIC ID; use 0 to 254 (0xFF is the broadcast ID).");
         }
 
+        if ((baseAddress & ~ApicBaseAddressMask) != 0)
+        {
+            DeviceThrow.OutOfRange(nameof(baseAddress), baseAddress,
+                $"APIC base 0x{baseAddress:x} cannot be held by IA32_APIC_BASE; give a multiple of 4 KiB below 2^52 (0xFEE00000 on a PC).");
+        }
+
         CpuIndex = cpuIndex;
+        ResetBaseAddress = baseAddress;
         Reset();
     }
+
+    /// <summary>The base address IA32_APIC_BASE holds after reset (0xFEE00000 unless the machine chose another).</summary>
+    public ulong ResetBaseAddress { get; }
 
     /// <summary>
     /// Whether the CPU reports x2APIC support (CPUID.1:ECX bit 21); when false, setting IA32_APIC_BASE.EXTD is refused
@@ -245,6 +261,12 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
     /// </summary>
     public event Action<ApicMessage>? IpiSent;
 
+    /// <summary>
+    /// Raised after <see cref="TrySetApicBase"/> moved the xAPIC window (a new base in IA32_APIC_BASE bits 12 and up),
+    /// so that the machine maps the window where this CPU now sees it (SDM Vol. 3A §10.4.5).
+    /// </summary>
+    public event Action<LocalApic>? BaseAddressChanged;
+
     /// <summary>Raised with (address, data) for a 32-bit write to offset 0x000-0x00F (an MSI in QEMU).</summary>
     public event Action<ulong, uint>? MsiWritten;
 
@@ -291,7 +313,7 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
         _initialCount = 0;
         _initialCountLoadTime = _clock.Nanoseconds;
         _nextTimer = long.MaxValue;
-        _apicBase = DefaultBaseAddress | ApicBaseEnable | (CpuIndex == 0 ? ApicBaseBsp : 0);
+        _apicBase = ResetBaseAddress | ApicBaseEnable | (CpuIndex == 0 ? ApicBaseBsp : 0);
         _x2LogicalDestination = 0;
     }
 
@@ -330,6 +352,7 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
             return false;
         }
 
+        ulong oldBase = BaseAddress;
         _apicBase = (value & ApicBaseAddressMask) | (_apicBase & ApicBaseBsp) | (enable ? ApicBaseEnable : 0)
             | (extd ? ApicBaseExtd : 0);
         if (!enable)
@@ -340,6 +363,11 @@ public sealed class LocalApic : IMmioDevice, ITimedDevice
         if (extd && !wasX2)
         {
             _x2LogicalDestination = ((X2ApicId >> 4) << 16) | (1u << (int)(X2ApicId & 0xF));
+        }
+
+        if (BaseAddress != oldBase)
+        {
+            BaseAddressChanged?.Invoke(this);
         }
 
         return true;

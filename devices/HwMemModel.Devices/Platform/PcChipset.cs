@@ -18,21 +18,15 @@ public sealed class PcChipset
     private readonly List<ITimedDevice> _extraTimed = [];
     private ITimedDevice[] _timed = [];
 
-    private PcChipset(PhysicalBus memory, PortBus ports, GuestClock clock, StopRequest stop, ulong ramSize, ulong ioApicBase, ulong localApicBase, int cpus)
+    private PcChipset(PhysicalBus memory, PortBus ports, GuestClock clock, StopRequest stop, ulong ramSize, ulong ioApicBase, ulong localApicBase,
+        int cpus, bool x2Apic, DeviceLog? log)
     {
         Rtc = new CmosRtc(clock, ramSize);
         IoApic = new IoApic();
-        if (cpus > 1)
-        {
-            // Several CPUs: one local APIC each behind an APIC bus that routes MMIO by requesting CPU and carries
-            // IPIs; CPU 0's APIC is the one the PIC and the single-CPU paths below use.
-            ApicBus = new ApicBus(clock, cpus, x2ApicSupported: false);
-            LocalApic = ApicBus[0];
-        }
-        else
-        {
-            LocalApic = new LocalApic(clock);
-        }
+        // One local APIC per CPU behind an APIC bus that routes MMIO by requesting CPU (and IA32_APIC_BASE) and carries
+        // IPIs, also with one CPU (self IPIs, MSIs); CPU 0's APIC is the one the PIC and the paths below use.
+        ApicBus = new ApicBus(clock, cpus, x2Apic, localApicBase, log);
+        LocalApic = ApicBus[0];
         Pic = new Pic8259();
         Pit = new Pit8254(clock);
         PcSpeaker = new PcSpeakerPort(Pit);
@@ -54,8 +48,7 @@ public sealed class PcChipset
             else Gsi.SetIrq(8, level);
         };
         Keyboard.IrqChanged += Gsi.SetIrq;
-        if (ApicBus is { } bus) bus.EoiBroadcast += IoApic.EndOfInterrupt;
-        else LocalApic.EoiBroadcast += IoApic.EndOfInterrupt;
+        ApicBus.EoiBroadcast += IoApic.EndOfInterrupt;
         Pic.IntrChanged += level =>
         {
             // QEMU's pic_irq_request: INTR goes to LINT0 when the local APIC accepts PIC interrupts.
@@ -64,22 +57,10 @@ public sealed class PcChipset
                 LocalApic.SetLint0(level);
             }
         };
-        IoApic.InterruptRequested += message =>
-        {
-            if (ApicBus is { } apics)
-            {
-                apics.DeliverIoApicInterrupt(message);
-                return;
-            }
-            if (message.DeliveryMode is (int)ApicDeliveryMode.Fixed or (int)ApicDeliveryMode.LowestPriority
-                && LocalApic.MatchesDestination(message.Destination, message.LogicalDestination))
-            {
-                LocalApic.AcceptInterrupt(message.Vector, message.LevelTriggered);
-            }
-        };
+        IoApic.InterruptRequested += ApicBus.DeliverIoApicInterrupt;
 
         memory.AddMmio("IOAPIC 0", ioApicBase, PcPlatform.ApicWindowSize, IoApic);
-        memory.AddMmio("Local APIC", localApicBase, PcPlatform.ApicWindowSize, ApicBus is null ? LocalApic : ApicBus);
+        ApicBus.MapWindows(memory, PcPlatform.ApicWindowSize);
         ports.Add("pic1", 0x20, 2, Pic.Master);
         ports.Add("pit", 0x40, 4, Pit);
         ports.Add("keyboard", 0x60, 1, Keyboard.DataPort);
@@ -97,10 +78,22 @@ public sealed class PcChipset
     /// Creates the chipset and maps it: the I/O APIC and local APIC windows (4 KiB each) at the given bases, the
     /// legacy ports at their fixed numbers.
     /// </summary>
+    /// <param name="memory">The physical bus (the APIC windows).</param>
+    /// <param name="ports">The port bus.</param>
+    /// <param name="clock">Guest time.</param>
+    /// <param name="stop">Receives reset requests (i8042, port 0x92).</param>
+    /// <param name="ramSize">The RAM size in bytes (the CMOS memory bytes).</param>
+    /// <param name="ioApicBase">The I/O APIC window's base.</param>
+    /// <param name="localApicBase">The local APICs' base after reset (IA32_APIC_BASE; the window follows it, see <see cref="ApicBus.MapWindows"/>).</param>
+    /// <param name="cpus">CPUs, one local APIC each, 1 to 64.</param>
+    /// <param name="x2Apic">Whether the APICs support x2APIC mode (the CPUs report CPUID.1:ECX bit 21); QEMU 7.2's TCG does not.</param>
+    /// <param name="log">Where the APICs report messages that reach no APIC, reserved start-up vectors and window moves; none when null.</param>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
     /// <exception cref="ArgumentException">A window or port range overlaps an existing one, or the RAM size is below 1 MiB.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="cpus"/> is outside 1-64, or <paramref name="localApicBase"/> is not a valid APIC base.</exception>
     public static PcChipset Add(PhysicalBus memory, PortBus ports, GuestClock clock, StopRequest stop, ulong ramSize,
-        ulong ioApicBase = PcPlatform.IoApicBase, ulong localApicBase = PcPlatform.LocalApicBase, int cpus = 1)
+        ulong ioApicBase = PcPlatform.IoApicBase, ulong localApicBase = PcPlatform.LocalApicBase, int cpus = 1, bool x2Apic = false,
+        DeviceLog? log = null)
     {
         if (cpus is < 1 or > 64) DeviceThrow.OutOfRange(nameof(cpus), cpus, $"The pc chipset takes 1 to 64 CPUs; {cpus} is not allowed.");
         const string Who = "The pc chipset";
@@ -108,7 +101,7 @@ public sealed class PcChipset
         DeviceThrow.NotNull(ports, nameof(ports), Who);
         DeviceThrow.NotNull(clock, nameof(clock), Who);
         DeviceThrow.NotNull(stop, nameof(stop), Who);
-        return new PcChipset(memory, ports, clock, stop, ramSize, ioApicBase, localApicBase, cpus);
+        return new PcChipset(memory, ports, clock, stop, ramSize, ioApicBase, localApicBase, cpus, x2Apic, log);
     }
 
     /// <summary>Base of the I/O APIC window.</summary>
@@ -135,8 +128,8 @@ public sealed class PcChipset
     public IoPort80 IoPort80 { get; }
     /// <summary>The GSI lines in front of the PIC pair and the I/O APIC.</summary>
     public GsiRouter Gsi { get; }
-    /// <summary>The APIC bus of a machine with several CPUs (one local APIC each), or null with one CPU.</summary>
-    public ApicBus? ApicBus { get; }
+    /// <summary>The local APICs (one per CPU) and the bus between them; never null (a one-CPU machine has a bus of one).</summary>
+    public ApicBus ApicBus { get; }
     /// <summary>The HPET, once attached.</summary>
     public Hpet? Hpet { get; private set; }
 
@@ -243,7 +236,7 @@ public sealed class PcChipset
     /// <summary>Whether CPU <paramref name="cpu"/>'s interrupt input is asserted (CPU 0 as <see cref="CpuInterruptPending"/>).</summary>
     public bool CpuInterruptPendingFor(int cpu)
     {
-        if (cpu == 0 || ApicBus is null) return CpuInterruptPending;
+        if (cpu == 0) return CpuInterruptPending;
         Poll();
         return ApicBus[cpu].InterruptPending;
     }
@@ -251,7 +244,7 @@ public sealed class PcChipset
     /// <summary>CPU <paramref name="cpu"/>'s interrupt acknowledge (CPU 0 as <see cref="AcknowledgeInterrupt"/>; the others have no PIC).</summary>
     public int AcknowledgeInterruptFor(int cpu)
     {
-        if (cpu == 0 || ApicBus is null) return AcknowledgeInterrupt();
+        if (cpu == 0) return AcknowledgeInterrupt();
         Poll();
         var apic = ApicBus[cpu];
         if (!apic.SoftwareEnabled) return -1;
@@ -277,7 +270,7 @@ public sealed class PcChipset
         if (Hpet is not null) list.Add(Hpet);
         list.Add(Rtc);
         list.AddRange(_extraTimed);
-        list.Add(ApicBus is null ? LocalApic : ApicBus);
+        list.Add(ApicBus);
         _timed = [.. list];
     }
 }

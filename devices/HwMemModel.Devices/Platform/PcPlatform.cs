@@ -115,7 +115,7 @@ public static class PcPlatform
     /// at PLATFORM.md's addresses and wires the interrupt lines as QEMU's pc machine does: COM1 to GSI 4; the PIT
     /// and the RTC through the HPET's legacy inputs to GSI 0 and 8; HPET timers to the GSI their route selects;
     /// the i8042 to GSI 1 and 12; GSIs to the PIC pair (below 16) and the I/O APIC; the PIC's INTR to LINT0 of
-    /// CPU 0's local APIC (when it accepts PIC interrupts); local APIC EOIs to the I/O APIC; fixed and lowest-priority I/O APIC messages addressed to CPU 0 into its local APIC; HPET legacy
+    /// CPU 0's local APIC (when it accepts PIC interrupts); local APIC EOIs to the I/O APIC; I/O APIC messages over the APIC bus to the local APICs they address; HPET legacy
     /// replacement switching the PIT's output off. QEMU's fw_cfg (always present on its pc machine) answers at
     /// ports 0x510-0x511 with DMA at 0x514-0x51B (<see cref="AddFwCfg"/>).
     /// </summary>
@@ -126,11 +126,13 @@ public static class PcPlatform
     /// <param name="serialOutput">Where COM1's output goes.</param>
     /// <param name="ramSize">The RAM size in bytes (for the CMOS memory bytes and fw_cfg), at least 1 MiB.</param>
     /// <param name="cpus">The CPU count fw_cfg reports (FW_CFG_NB_CPUS and FW_CFG_MAX_CPUS), 1 to 255.</param>
+    /// <param name="x2Apic">Whether the local APICs support x2APIC mode (see <see cref="PcChipset.Add"/>); off as on QEMU 7.2's TCG.</param>
+    /// <param name="log">Where the devices report guest mistakes (fw_cfg, the APICs); none when null.</param>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
     /// <exception cref="ArgumentException">A window or port range overlaps an existing one, the stream cannot be written, or the RAM size is below 1 MiB.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="cpus"/> is outside 1-255.</exception>
     public static PcDevices AddDefaultDevices(PhysicalBus memory, PortBus ports, GuestClock clock, StopRequest stop,
-        Stream serialOutput, ulong ramSize, int cpus = 1)
+        Stream serialOutput, ulong ramSize, int cpus = 1, bool x2Apic = false, DeviceLog? log = null)
     {
         const string Who = "The default machine's device set";
         DeviceThrow.NotNull(memory, nameof(memory), Who);
@@ -140,7 +142,7 @@ public static class PcPlatform
         DeviceThrow.NotNull(serialOutput, nameof(serialOutput), Who);
         if (cpus is < 1 or > 255) DeviceThrow.OutOfRange(nameof(cpus), cpus, "The pc machine's fw_cfg reports 1 to 255 CPUs.");
 
-        var chipset = PcChipset.Add(memory, ports, clock, stop, ramSize, cpus: Math.Min(cpus, 64));
+        var chipset = PcChipset.Add(memory, ports, clock, stop, ramSize, cpus: Math.Min(cpus, 64), x2Apic: x2Apic, log: log);
         var serial = new Uart16550(serialOutput, clock);
         var debugExit = new IsaDebugExit(stop, DebugExitPort);
         var hpet = new Hpet(clock);
@@ -150,7 +152,7 @@ public static class PcPlatform
         memory.AddMmio("hpet", HpetBase, HpetSize, hpet);
         ports.Add("isa-debug-exit", DebugExitPort, 4, debugExit);
         ports.Add("serial", Com1Port, 8, serial);
-        var fwCfg = AddFwCfg(memory, ports, ramSize, cpus, FwCfgHpet.Default);
+        var fwCfg = AddFwCfg(memory, ports, ramSize, cpus, FwCfgHpet.Default, log);
         return new PcDevices(chipset, serial, debugExit, hpet, fwCfg);
     }
 
