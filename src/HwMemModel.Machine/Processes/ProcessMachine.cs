@@ -85,11 +85,15 @@ public sealed class ProcessMachine
     /// Runs every process until all have exited (or the budget in <see cref="ProcessMachineOptions.MaxInstructions"/>
     /// runs out, or the model meets something it does not model). The result is <paramref name="first"/>'s.
     /// </summary>
-    public ProcessRunResult Run(TaskStruct first)
+    /// <param name="first">The process whose exit status is the result.</param>
+    /// <param name="maxInstructions">This run's budget instead of <see cref="ProcessMachineOptions.MaxInstructions"/>.</param>
+    public ProcessRunResult Run(TaskStruct first, long? maxInstructions = null)
     {
         ArgumentNullException.ThrowIfNull(first);
+        long budget = maxInstructions ?? Options.MaxInstructions;
+        if (budget < 1) throw new ArgumentOutOfRangeException(nameof(maxInstructions), budget, "The instruction budget must be at least 1.");
         long start = Cpu.InstructionsRetired;
-        long budgetEnd = Options.MaxInstructions > long.MaxValue - start ? long.MaxValue : start + Options.MaxInstructions;
+        long budgetEnd = budget > long.MaxValue - start ? long.MaxValue : start + budget;
         while (true)
         {
             var task = Kernel.CurrentTask;
@@ -98,7 +102,7 @@ public sealed class ProcessMachine
             if (task.State != TaskState.Runnable) { Kernel.PickNext(); continue; }
             long left = budgetEnd - Cpu.InstructionsRetired;
             if (left <= 0)
-                return Stop(first, start, $"instruction budget of {Options.MaxInstructions} exhausted while {task} ran (at RIP 0x{task.Regs.Rip:x})");
+                return Stop(first, start, $"instruction budget of {budget} exhausted while {task} ran (at RIP 0x{task.Regs.Rip:x})");
             ReturnToUser(task);
             var r = Cpu.RunToEntry(_entries, Math.Min(left, Options.Quantum));
             switch (r.Kind)
