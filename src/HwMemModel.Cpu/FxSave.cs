@@ -106,4 +106,23 @@ public sealed partial class X86Cpu
         for (int k = 0; k < xmmCount; k++)
             _xmm[k] = Vector128.Create(BinaryPrimitives.ReadUInt64LittleEndian(a[(160 + 16 * k)..]), BinaryPrimitives.ReadUInt64LittleEndian(a[(168 + 16 * k)..])).AsByte();
     }
+
+    /// <summary>The x87 and SSE state that INIT leaves unchanged.</summary>
+    private sealed record FpuState(ulong[] Mant, ushort[] Exp, ushort Fcw, ushort Fsw, byte Valid, ulong Fip, ulong Fdp, Vector128<byte>[] Xmm, uint Mxcsr);
+
+    private FpuState CaptureFpuState()
+        => new((ulong[])_fpMant.Clone(), (ushort[])_fpExp.Clone(), _fcw, FpuStatusWord, _fpValid, _fip, _fdp, (Vector128<byte>[])_xmm.Clone(), _mxcsr);
+
+    private void RestoreFpuState(FpuState s)
+    {
+        s.Mant.CopyTo(_fpMant, 0);
+        s.Exp.CopyTo(_fpExp, 0);
+        _fcw = s.Fcw;
+        FpuStatusWord = s.Fsw;
+        _fpValid = s.Valid;
+        _fip = s.Fip;
+        _fdp = s.Fdp;
+        s.Xmm.CopyTo(_xmm, 0);
+        _mxcsr = s.Mxcsr;
+    }
 }

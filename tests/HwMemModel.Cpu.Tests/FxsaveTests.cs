@@ -149,4 +149,40 @@ public class FxsaveTests
         Assert.That(RunForVector(h), Is.EqualTo(Vectors.PF));
         Assert.That(Read64(h, end - 256), Is.EqualTo(0UL));
     }
+
+    [Test]
+    public void Reset_gives_the_power_up_state_and_init_keeps_x87_and_sse_state()
+    {
+        var h = new CpuHarness(); // real mode, as after power-up
+        h.Cpu.Mxcsr = 0x9FC0;
+        h.Cpu.SetXmm(3, 42);
+        h.Cpu.FpuControlWord = 0x027F;
+        h.Cpu.FpuAbridgedTag = 0x01;
+        h.Cpu.Init();
+        Assert.That((h.Cpu.Mxcsr, h.Cpu.GetXmm(3), h.Cpu.FpuControlWord, h.Cpu.FpuAbridgedTag), Is.EqualTo((0x9FC0u, (UInt128)42, (ushort)0x027F, (byte)0x01)));
+        h.Cpu.Reset();
+        // SDM Vol. 3A Table 9-1: FCW 0040H, FSW 0, FTW 5555H (every register +0.0, tagged valid), MXCSR 1F80H, XMM 0.
+        Assert.That((h.Cpu.Mxcsr, h.Cpu.GetXmm(3), h.Cpu.FpuControlWord, h.Cpu.FpuStatusWord, h.Cpu.FpuAbridgedTag),
+            Is.EqualTo((0x1F80u, (UInt128)0, (ushort)0x0040, (ushort)0, (byte)0xFF)));
+    }
+
+    [Test]
+    public void Fxsave_in_32_bit_protected_mode_saves_xmm0_to_7_only()
+    {
+        var h = new CpuHarness();
+        h.Start32(a =>
+        {
+            a.mov(eax, (uint)D);
+            a.movdqu(xmm7, __xmmword_ptr[eax]);
+            a.mov(edi, (uint)Area);
+            a.fxsave(__[edi]);
+            Exit(a);
+        });
+        h.Context.SetCr4(h.Context.Cr4Value | Cr4.OSFXSR);
+        Write64(h, D, 0x7777_7777_7777_7777UL);
+        Write64(h, Area + 288, 0x5A5A_5A5A_5A5A_5A5AUL);
+        Run(h);
+        Assert.That(Read64(h, Area + 160 + 7 * 16), Is.EqualTo(0x7777_7777_7777_7777UL));
+        Assert.That(Read64(h, Area + 288), Is.EqualTo(0x5A5A_5A5A_5A5A_5A5AUL), "no XMM8-15 outside 64-bit mode");
+    }
 }

@@ -466,4 +466,78 @@ public class SseTests
         Run(h);
         Assert.That(Read64(h, D + 16), Is.EqualTo(ulong.MaxValue));
     }
+
+    [Test]
+    public void Ftz_flushes_a_tiny_product_and_daz_reads_denormals_as_zero()
+    {
+        var h = Start(a =>
+        {
+            a.mov(rax, D);
+            a.movsd(xmm0, __qword_ptr[rax]);
+            a.mulsd(xmm0, __qword_ptr[rax + 8]);      // 1e-300 × 1e-10: a denormal result
+            a.movsd(__qword_ptr[rax + 0x40], xmm0);
+            a.ldmxcsr(__dword_ptr[rax + 16]);          // FTZ
+            a.movsd(xmm0, __qword_ptr[rax]);
+            a.mulsd(xmm0, __qword_ptr[rax + 8]);
+            a.movsd(__qword_ptr[rax + 0x48], xmm0);
+            a.ldmxcsr(__dword_ptr[rax + 20]);          // DAZ
+            a.movsd(xmm1, __qword_ptr[rax + 24]);      // a denormal
+            a.addsd(xmm1, xmm1);
+            a.movsd(__qword_ptr[rax + 0x50], xmm1);
+            a.stmxcsr(__dword_ptr[rax + 0x58]);
+            Exit(a);
+        });
+        WriteDouble(h, D, 1e-300);
+        WriteDouble(h, D + 8, 1e-10);
+        h.Bus.Write(D + 16, 4, 0x9F80, Bus.BusAttributes.Host);
+        h.Bus.Write(D + 20, 4, 0x1FC0, Bus.BusAttributes.Host);
+        WriteDouble(h, D + 24, double.Epsilon * 12345);
+        Run(h);
+        Assert.That(ReadDouble(h, D + 0x40), Is.EqualTo(1e-300 * 1e-10), "gradual underflow without FTZ");
+        Assert.That(Read64(h, D + 0x48), Is.EqualTo(0UL), "FTZ: +0");
+        Assert.That(Read64(h, D + 0x50), Is.EqualTo(0UL), "DAZ: denormal + denormal = +0");
+        Assert.That(Read(h, D + 0x58, 4), Is.EqualTo(0x1FC0UL), "DAZ with no new flags (the earlier ones were cleared by LDMXCSR)");
+    }
+
+    [Test]
+    public void Packed_conversions_and_arithmetic_work_lane_by_lane()
+    {
+        var h = Start(a =>
+        {
+            a.mov(rax, D);
+            a.movdqa(xmm0, __xmmword_ptr[rax]);        // int32 lanes
+            a.cvtdq2ps(xmm1, xmm0);
+            a.movaps(__xmmword_ptr[rax + 0x40], xmm1);
+            a.cvtdq2pd(xmm2, xmm0);
+            a.movapd(__xmmword_ptr[rax + 0x50], xmm2);
+            a.mulps(xmm1, xmm1);
+            a.cvttps2dq(xmm3, xmm1);
+            a.movdqa(__xmmword_ptr[rax + 0x60], xmm3);
+            a.divpd(xmm2, __xmmword_ptr[rax + 0x20]);
+            a.movapd(__xmmword_ptr[rax + 0x70], xmm2);
+            a.cvtpd2ps(xmm4, xmm2);
+            a.movaps(__xmmword_ptr[rax + 0x80], xmm4);
+            Exit(a);
+        });
+        int[] v = [7, -300, 16_777_217, 46_000];
+        for (int k = 0; k < 4; k++) h.Bus.Write(D + (ulong)k * 4, 4, (uint)v[k], Bus.BusAttributes.Host);
+        WriteDouble(h, D + 0x20, 3.0);
+        WriteDouble(h, D + 0x28, -7.0);
+        Run(h);
+        float F(ulong pa) => BitConverter.UInt32BitsToSingle((uint)Read(h, pa, 4));
+        for (int k = 0; k < 4; k++) Assert.That(F(D + 0x40 + (ulong)k * 4), Is.EqualTo((float)v[k]), "cvtdq2ps");
+        Assert.That(ReadDouble(h, D + 0x50), Is.EqualTo(7.0));
+        Assert.That(ReadDouble(h, D + 0x58), Is.EqualTo(-300.0));
+        for (int k = 0; k < 4; k++)
+        {
+            float sq = (float)v[k] * (float)v[k];
+            int expected = sq >= 2147483648f ? int.MinValue : (int)sq;
+            Assert.That((int)Read(h, D + 0x60 + (ulong)k * 4, 4), Is.EqualTo(expected), "cvttps2dq, out of range = 0x80000000");
+        }
+        Assert.That(ReadDouble(h, D + 0x70), Is.EqualTo(7.0 / 3.0));
+        Assert.That(ReadDouble(h, D + 0x78), Is.EqualTo(-300.0 / -7.0));
+        Assert.That(F(D + 0x80), Is.EqualTo((float)(7.0 / 3.0)));
+        Assert.That(F(D + 0x84), Is.EqualTo((float)(300.0 / 7.0)));
+        Assert.That(Read64(h, D + 0x88), Is.EqualTo(0UL), "cvtpd2ps zeroes the upper half");
+    }
 }

@@ -391,4 +391,51 @@ public class X87Tests
         string got = string.Concat(Enumerable.Range(0, 3).Select(k => Read64(h, D + 0x20 + (ulong)k * 8).ToString("D9")));
         Assert.That(got, Is.EqualTo(expected));
     }
+
+    [Test]
+    public void Fnstenv_writes_the_28_byte_protected_mode_environment_and_masks_exceptions()
+    {
+        var h = Start(a =>
+        {
+            a.mov(rsi, D);
+            a.fninit();
+            a.fld1();
+            a.fldz();
+            a.fnstenv(__[rsi]);
+            a.fnstcw(__word_ptr[rsi + 0x40]);
+            a.fldenv(__[rsi]);
+            a.fnstcw(__word_ptr[rsi + 0x42]);
+            Exit(a);
+        });
+        Run(h);
+        Assert.That(Read(h, D, 2), Is.EqualTo(0x037FUL), "FCW");
+        Assert.That(Read(h, D + 4, 2), Is.EqualTo(6UL << 11), "FSW with TOP = 6");
+        // Full tag word: R7 = 1.0 (00 valid), R6 = +0 (01 zero), the rest empty (11).
+        Assert.That(Read(h, D + 8, 2), Is.EqualTo(0x1FFFUL), "FTW");
+        Assert.That(Read(h, D + 0x40, 2), Is.EqualTo(0x037FUL), "already masked: FNSTENV sets all mask bits");
+        Assert.That(Read(h, D + 0x42, 2), Is.EqualTo(0x037FUL));
+    }
+
+    [Test]
+    public void Precision_control_rounds_the_significand_to_53_bits()
+    {
+        var h = Start(a =>
+        {
+            a.mov(rsi, D);
+            a.fninit();
+            a.fldcw(__word_ptr[rsi]);
+            a.fld1();
+            a.fld(__qword_ptr[rsi + 8]);
+            a.fdivp(st1, st0);               // 1/3 rounded to 53 bits
+            a.fstp(__tword_ptr[rsi + 16]);
+            Exit(a);
+        });
+        h.Bus.Write(D, 2, 0x027F, Bus.BusAttributes.Host); // PC = 10b: double precision
+        WriteDouble(h, D + 8, 3.0);
+        Run(h);
+        var (m, e) = ReadExtended(h, D + 16);
+        double third = 1.0 / 3.0;
+        var expected = Exact(third);
+        Assert.That(Exact(m, e), Is.EqualTo(expected).Using<Rational>((x, y) => x.Num * y.Den == y.Num * x.Den), "the same value as the double quotient");
+    }
 }
