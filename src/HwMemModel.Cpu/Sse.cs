@@ -102,6 +102,7 @@ public sealed partial class X86Cpu
                 else if ((cr0 & (Cr0.EM | Cr0.TS)) != 0) throw Fault(Vectors.NM, "x87 instruction with CR0.EM or CR0.TS set");
                 return ExecuteX87(ref d);
             case 2:
+                if (i.Mnemonic == Mnemonic.Movnti) return ExecuteSse(ref d); // a general-register store: no CR0/CR4 checks
                 for (int n = 0; n < i.OpCount; n++)
                     if (i.GetOpKind(n) == OpKind.Register && i.GetOpRegister(n).IsMM()) return false;
                 if ((cr0 & Cr0.EM) != 0) throw Fault(Vectors.UD, "SSE instruction with CR0.EM=1");

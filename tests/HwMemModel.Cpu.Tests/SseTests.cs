@@ -540,4 +540,127 @@ public class SseTests
         Assert.That(F(D + 0x84), Is.EqualTo((float)(300.0 / 7.0)));
         Assert.That(Read64(h, D + 0x88), Is.EqualTo(0UL), "cvtpd2ps zeroes the upper half");
     }
+
+    [Test]
+    public void Movnti_is_a_general_register_store_that_needs_no_cr4_osfxsr()
+    {
+        var h = Start(a =>
+        {
+            a.mov(rax, D);
+            a.mov(rcx, 0x0123_4567_89AB_CDEFUL);
+            a.movnti(__qword_ptr[rax + 8], rcx);
+            Exit(a);
+        }, osfxsr: false);
+        Assert.That(RunForVector(h), Is.EqualTo(-1));
+        Assert.That(Read64(h, D + 8), Is.EqualTo(0x0123_4567_89AB_CDEFUL));
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void Random_scalar_operations_over_all_finite_encodings_match_dotnet(bool single)
+    {
+        // Random bit patterns reach denormal operands and results, overflow and cancellation: the software path.
+        const int n = 1500;
+        var rnd = new Random(single ? 21 : 22);
+        var h = Start(a =>
+        {
+            var loop = a.CreateLabel();
+            a.mov(rsi, D);
+            a.mov(rdi, D + 0x10_0000);
+            a.mov(ecx, n);
+            a.Label(ref loop);
+            if (single)
+            {
+                a.movss(xmm0, __dword_ptr[rsi]); a.movss(xmm1, __dword_ptr[rsi + 4]);
+                a.movaps(xmm2, xmm0); a.addss(xmm2, xmm1); a.movss(__dword_ptr[rdi], xmm2);
+                a.movaps(xmm2, xmm0); a.subss(xmm2, xmm1); a.movss(__dword_ptr[rdi + 4], xmm2);
+                a.movaps(xmm2, xmm0); a.mulss(xmm2, xmm1); a.movss(__dword_ptr[rdi + 8], xmm2);
+                a.movaps(xmm2, xmm0); a.divss(xmm2, xmm1); a.movss(__dword_ptr[rdi + 12], xmm2);
+                a.sqrtss(xmm2, xmm1); a.movss(__dword_ptr[rdi + 16], xmm2);
+                a.cvtss2sd(xmm2, xmm0); a.movsd(__qword_ptr[rdi + 24], xmm2);
+                a.add(rsi, 8);
+            }
+            else
+            {
+                a.movsd(xmm0, __qword_ptr[rsi]); a.movsd(xmm1, __qword_ptr[rsi + 8]);
+                a.movapd(xmm2, xmm0); a.addsd(xmm2, xmm1); a.movsd(__qword_ptr[rdi], xmm2);
+                a.movapd(xmm2, xmm0); a.subsd(xmm2, xmm1); a.movsd(__qword_ptr[rdi + 8], xmm2);
+                a.movapd(xmm2, xmm0); a.mulsd(xmm2, xmm1); a.movsd(__qword_ptr[rdi + 16], xmm2);
+                a.movapd(xmm2, xmm0); a.divsd(xmm2, xmm1); a.movsd(__qword_ptr[rdi + 24], xmm2);
+                a.sqrtsd(xmm2, xmm1); a.movsd(__qword_ptr[rdi + 32], xmm2);
+                a.cvtsd2ss(xmm2, xmm0); a.movss(__dword_ptr[rdi + 40], xmm2);
+                a.add(rsi, 16);
+            }
+            a.add(rdi, 48);
+            a.dec(ecx);
+            a.jnz(loop);
+            Exit(a);
+        });
+        var xs = new double[n];
+        var ys = new double[n];
+        for (int k = 0; k < n; k++)
+        {
+            if (single)
+            {
+                float x = RandomFinite32(rnd), y = RandomFinite32(rnd);
+                if (k % 3 == 0) y = Math.Abs(y);
+                xs[k] = x; ys[k] = y;
+                h.Bus.Write(D + (ulong)k * 8, 4, BitConverter.SingleToUInt32Bits(x), Bus.BusAttributes.Host);
+                h.Bus.Write(D + (ulong)k * 8 + 4, 4, BitConverter.SingleToUInt32Bits(y), Bus.BusAttributes.Host);
+            }
+            else
+            {
+                double x = RandomFinite64(rnd), y = RandomFinite64(rnd);
+                if (k % 3 == 0) y = Math.Abs(y);
+                if (k % 7 == 0) y = x * (1 + rnd.NextDouble() * 1e-12); // near-cancellation
+                xs[k] = x; ys[k] = y;
+                WriteDouble(h, D + (ulong)k * 16, x);
+                WriteDouble(h, D + (ulong)k * 16 + 8, y);
+            }
+        }
+        h.Run(10_000_000);
+        for (int k = 0; k < n; k++)
+        {
+            ulong r = D + 0x10_0000 + (ulong)k * 48;
+            if (single)
+            {
+                float x = (float)xs[k], y = (float)ys[k];
+                float S(ulong o) => BitConverter.UInt32BitsToSingle((uint)Read(h, r + o, 4));
+                Assert.That(S(0), Is.EqualTo(x + y), $"{x} + {y}");
+                Assert.That(S(4), Is.EqualTo(x - y), $"{x} - {y}");
+                Assert.That(S(8), Is.EqualTo(x * y), $"{x} * {y}");
+                Assert.That(S(12), Is.EqualTo(x / y), $"{x} / {y}");
+                Assert.That(S(16), Is.EqualTo(MathF.Sqrt(y)), $"sqrt {y}");
+                Assert.That(ReadDouble(h, r + 24), Is.EqualTo((double)x));
+            }
+            else
+            {
+                double x = xs[k], y = ys[k];
+                Assert.That(ReadDouble(h, r), Is.EqualTo(x + y), $"{x} + {y}");
+                Assert.That(ReadDouble(h, r + 8), Is.EqualTo(x - y), $"{x} - {y}");
+                Assert.That(ReadDouble(h, r + 16), Is.EqualTo(x * y), $"{x} * {y}");
+                Assert.That(ReadDouble(h, r + 24), Is.EqualTo(x / y), $"{x} / {y}");
+                Assert.That(ReadDouble(h, r + 32), Is.EqualTo(Math.Sqrt(y)), $"sqrt {y}");
+                Assert.That(BitConverter.UInt32BitsToSingle((uint)Read(h, r + 40, 4)), Is.EqualTo((float)x), $"(float){x}");
+            }
+        }
+
+        static double RandomFinite64(Random rnd)
+        {
+            while (true)
+            {
+                double d = BitConverter.Int64BitsToDouble(rnd.NextInt64());
+                if (double.IsFinite(d)) return d;
+            }
+        }
+
+        static float RandomFinite32(Random rnd)
+        {
+            while (true)
+            {
+                float f = BitConverter.Int32BitsToSingle(rnd.Next() ^ (rnd.Next(2) << 31));
+                if (float.IsFinite(f)) return f;
+            }
+        }
+    }
 }
