@@ -7,7 +7,7 @@ namespace HwMemModel.Cpu;
 /// The documented CPUID model. It reports exactly what the processor model implements: paging features from
 /// <see cref="CpuFeatures"/> (PAE, PSE, PGE, PAT, NX, PCID/INVPCID, SMEP, SMAP, PKU, 1 GiB pages, LA57, MAXPHYADDR),
 /// SYSCALL, long mode, CMPXCHG8B/16B, CMOV, MOVBE, POPCNT, LZCNT, TZCNT (BMI1), RDTSCP, CLFLUSH/CLFLUSHOPT/CLWB and
-/// ERMS; no x87, SSE or XSAVE. Leaves above the maximum return zeros (as Intel processors return the highest basic
+/// ERMS, the x87 FPU, FXSAVE/FXRSTOR, SSE and SSE2; no MMX, SSE3 or later, AVX or XSAVE. Leaves above the maximum return zeros (as Intel processors return the highest basic
 /// leaf's values, the model keeps it simple and says so here).
 /// </summary>
 public sealed class CpuidModel
@@ -52,7 +52,8 @@ public sealed class CpuidModel
             {
                 uint ebx = (uint)(apicId << 24) | (1u << 16) | (8u << 8);
                 uint ecx = (1u << 13) | (1u << 22) | (1u << 23) | (_f.Pcid ? 1u << 17 : 0) | (X2Apic ? 1u << 21 : 0);
-                uint edx = (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 9) | (1u << 15) | (1u << 16) | (1u << 19)
+                // EDX: FPU (0), PSE, TSC, MSR, PAE, CX8, APIC, CMOV, PAT, CLFSH, FXSR (24), SSE (25), SSE2 (26).
+                uint edx = (1u << 0) | (1u << 24) | (1u << 25) | (1u << 26) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 9) | (1u << 15) | (1u << 16) | (1u << 19)
                     | (_f.Pge ? 1u << 13 : 0);
                 return (Signature, ebx, ecx, edx);
             }

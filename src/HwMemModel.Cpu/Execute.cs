@@ -295,7 +295,7 @@ public sealed partial class X86Cpu
             case Mnemonic.Scasb: case Mnemonic.Scasw: case Mnemonic.Scasd: case Mnemonic.Scasq:
             case Mnemonic.Insb: case Mnemonic.Insw: case Mnemonic.Insd:
             case Mnemonic.Outsb: case Mnemonic.Outsw: case Mnemonic.Outsd:
-                if (!i.IsStringInstruction) { Unimplemented(ref d); break; }
+                if (!i.IsStringInstruction) { Unimplemented(ref d); break; } // SSE2 MOVSD/CMPSD: see TryExecuteFloatingPoint
                 ExecString(ref d);
                 break;
             case Mnemonic.In: ExecIn(ref d); break;
@@ -419,8 +419,10 @@ public sealed partial class X86Cpu
         ref var i = ref d.I;
         if (i.Code == Code.INVALID)
             throw Fault(Vectors.UD, "invalid opcode");
-        // x87, MMX and SSE are not modelled yet, but CR0.EM/TS decide first, as on hardware: x87 with EM=1 or TS=1
-        // raises #NM; MMX/SSE with EM=1 raise #UD and with TS=1 #NM.
+        // x87, SSE/SSE2 and FXSAVE/FXRSTOR (X87.cs, Sse.cs, FxSave.cs); reached only after the integer dispatch.
+        if (TryExecuteFloatingPoint(ref d)) return;
+        // What remains (MMX, SSE3+ and VEX forms) is not modelled, but CR0.EM/TS decide first, as on hardware: x87 with
+        // EM=1 or TS=1 raises #NM; MMX/SSE with EM=1 raise #UD and with TS=1 #NM.
         var features = i.Code.CpuidFeatures();
         bool x87 = Array.IndexOf(features, CpuidFeature.FPU) >= 0;
         bool simd = !x87 && Array.Exists(features, f => f is CpuidFeature.MMX or CpuidFeature.SSE or CpuidFeature.SSE2 or CpuidFeature.SSE3

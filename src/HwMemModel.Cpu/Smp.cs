@@ -39,10 +39,15 @@ public sealed partial class X86Cpu
         return true;
     }
 
-    /// <summary>INIT: the processor resets (as an application processor: IA32_APIC_BASE.BSP clear) and waits for a SIPI.</summary>
+    /// <summary>
+    /// INIT: the processor resets (as an application processor: IA32_APIC_BASE.BSP clear) and waits for a SIPI. The x87,
+    /// XMM and MXCSR state survive INIT (SDM Vol. 3A §9.1, Table 9-1).
+    /// </summary>
     public void Init()
     {
+        var fpu = CaptureFpuState();
         Reset();
+        RestoreFpuState(fpu);
         Msr.Reset(bsp: false);
         _nmiPending = _nmiBlocked = false;
         WaitingForStartup = true;

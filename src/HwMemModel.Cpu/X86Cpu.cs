@@ -180,6 +180,8 @@ public sealed partial class X86Cpu
         _nmiPending = _nmiBlocked = false;
         _interruptShadow = false;
         _deliveringVector = -1;
+        ResetX87();
+        ResetSse();
         UpdateMode();
         FlushDecodeCache();
     }
