@@ -36,6 +36,12 @@ public sealed class QemuReferenceTests
 
             start.ArgumentList.Add(image.QemuOption);
             start.ArgumentList.Add(path);
+            if (image.Cpus > 1)
+            {
+                start.ArgumentList.Add("-smp");
+                start.ArgumentList.Add(image.Cpus.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+
             using var process = Process.Start(start)!;
             process.StandardInput.Close();
             var stderr = process.StandardError.ReadToEndAsync();

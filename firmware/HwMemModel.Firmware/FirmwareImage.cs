@@ -71,7 +71,13 @@ public sealed record FirmwareImage(string Name, ImageKind Kind, byte[] Bytes, st
     /// The reference QEMU command line for this image (QEMU 7.2, TCG), with <paramref name="path"/> as the image file.
     /// </summary>
     public string QemuCommandLine(string path) =>
-        $"qemu-system-x86_64 {FirmwareImages.QemuArguments} {QemuOption} {path}";
+        $"qemu-system-x86_64 {FirmwareImages.QemuArguments} {QemuOption} {path}" + (Cpus > 1 ? $" -smp {Cpus}" : "");
+
+    /// <summary>
+    /// CPUs of the reference runs (QEMU's <c>-smp N</c>, the model's <c>--smp N</c>): the recording in
+    /// <c>firmware/expected</c> was made with this many, and the conformance tests run the model with as many. 1 for most.
+    /// </summary>
+    public int Cpus { get; init; } = 1;
 
     private static QemuDivergence ParseDivergence(string line)
     {

@@ -20,6 +20,9 @@ public static class FirmwareImages
         Smp(),
         SmpSpin(),
         FwCfg(),
+        Shootdown(),
+        ShootdownMissing(),
+        SmpBench(),
         Bench(),
     ]);
 
@@ -71,6 +74,28 @@ public static class FirmwareImages
     /// iterations of a 4-instruction ALU loop: the workload of the <c>--smp</c> speed figures (BENCHMARKS.md).
     /// </summary>
     public static FirmwareImage SmpSpin() => new("smp-spin", ImageKind.Bios, SmpImage.BuildSpin(), SmpImage.Description + " (every CPU first spins in an ALU loop: a speed workload)");
+
+    /// <summary>
+    /// <c>shootdown</c> (BIOS, recorded with <c>-smp 4</c>): a cross-CPU TLB shootdown in long mode: the BSP remaps
+    /// <see cref="Images.ShootdownImage.Pages"/> test pages the APs have cached, INVLPGs on itself and sends an IPI whose
+    /// handler INVLPGs them on every AP; every AP then reads the new frames. Prints the IPI and INVLPG counts.
+    /// </summary>
+    public static FirmwareImage Shootdown() => new("shootdown", ImageKind.Bios, ShootdownImage.Build(withIpi: true), ShootdownImage.Description)
+        { Cpus = ShootdownImage.ReferenceCpus };
+
+    /// <summary>
+    /// <c>shootdown-missing</c> (BIOS, recorded with <c>-smp 4</c>): <c>shootdown</c> without the IPI: the APs read the
+    /// old frames through their stale TLB entries (a missing TLB shootdown, which the coherence checker reports).
+    /// </summary>
+    public static FirmwareImage ShootdownMissing() => new("shootdown-missing", ImageKind.Bios, ShootdownImage.Build(withIpi: false), ShootdownImage.MissingDescription)
+        { Cpus = ShootdownImage.ReferenceCpus };
+
+    /// <summary>
+    /// <c>smp-bench</c> (BIOS): the <c>--smp</c> speed workload: every CPU, the APs in long mode on the BSP's page tables,
+    /// runs <see cref="Images.SmpBenchImage.Iterations"/> iterations of the <c>bench</c> image's 64-bit loop over its own
+    /// 64 KiB buffer; prints the accumulators (equal on every CPU).
+    /// </summary>
+    public static FirmwareImage SmpBench() => new("smp-bench", ImageKind.Bios, SmpBenchImage.Build(), SmpBenchImage.Description);
 
     /// <summary>
     /// <c>hello</c> (BIOS): real mode, 32-bit protected mode, long mode with a 1 GiB identity map; prints CR0,

@@ -6,6 +6,9 @@ public sealed partial class PhysicalBus
 {
     private int _layoutGeneration;
     private readonly HashSet<ulong> _watchedPages = [];
+    private readonly HashSet<ulong> _loggedPages = [];
+    // True while any page is watched or logged: the only test the write paths make when nothing is.
+    private bool _writeHooks;
     private int _writeGeneration;
 
     /// <summary>
@@ -23,7 +26,7 @@ public sealed partial class PhysicalBus
     internal bool TryGetWritablePage(ulong pa, out byte[] array)
     {
         ulong pageBase = pa & ~BusPage.OffsetMask;
-        if (!_watchedPages.Contains(pageBase) && TryGetReadablePage(pa, out array, out int index) && index == 0)
+        if (!(_writeHooks && IsHooked(pageBase)) && TryGetReadablePage(pa, out array, out int index) && index == 0)
         {
             int r = pageBase <= _maxPhysAddress ? FindRange(pageBase) : -1;
             if (r >= 0 && _view.Ranges[r].Terminal is RamRegion) return true;
@@ -61,25 +64,68 @@ public sealed partial class PhysicalBus
     public void WatchPageWrites(ulong pa)
     {
         ulong pageBase = pa & ~BusPage.OffsetMask;
-        if (_watchedPages.Add(pageBase))
-        {
-            _writeGeneration++;
-            ref PageCacheEntry entry = ref _pageCache[(int)((pa >> BusPage.Shift) & PageCacheMask)];
-            if (entry.WriteTag == pageBase) entry.WriteTag = InvalidTag;
-        }
+        if (_watchedPages.Add(pageBase)) OnHookAdded(pageBase);
+    }
+
+    private void OnHookAdded(ulong pageBase)
+    {
+        _writeHooks = true;
+        _writeGeneration++;
+        ref PageCacheEntry entry = ref _pageCache[(int)((pageBase >> BusPage.Shift) & PageCacheMask)];
+        if (entry.WriteTag == pageBase) entry.WriteTag = InvalidTag;
+    }
+
+    private bool IsHooked(ulong pageBase) => _watchedPages.Contains(pageBase) || _loggedPages.Contains(pageBase);
+
+    /// <summary>
+    /// Raised after every write (by any requester, or <see cref="LoadImage"/> as the host) that reaches RAM in a page
+    /// logged with <see cref="LogPageWrites"/>, with the physical address and length of the whole write (which may extend
+    /// beyond the logged page) and the requester. Unlike
+    /// <see cref="WatchedPageWritten"/>, the page stays logged. The cross-CPU coherence checker uses it to learn who
+    /// changed a paging-structure entry.
+    /// </summary>
+    public event Action<ulong, int, BusAttributes>? LoggedPageWritten;
+
+    /// <summary>
+    /// Logs every later write to the 4 KiB page holding <paramref name="pa"/> through <see cref="LoggedPageWritten"/>
+    /// until <see cref="StopLoggingPageWrites"/>. Writes to logged pages leave the page-cache fast path, so only a few
+    /// pages (paging structures) should be logged, and only while a checker needs them.
+    /// </summary>
+    public void LogPageWrites(ulong pa)
+    {
+        ulong pageBase = pa & ~BusPage.OffsetMask;
+        if (_loggedPages.Add(pageBase)) OnHookAdded(pageBase);
+    }
+
+    /// <summary>Whether the page holding <paramref name="pa"/> is logged for writes.</summary>
+    public bool IsPageLogged(ulong pa) => _loggedPages.Contains(pa & ~BusPage.OffsetMask);
+
+    /// <summary>Number of pages currently logged for writes.</summary>
+    public int LoggedPageCount => _loggedPages.Count;
+
+    /// <summary>Stops logging writes to every page (the write paths are then as fast as before).</summary>
+    public void StopLoggingPageWrites()
+    {
+        _loggedPages.Clear();
+        _writeHooks = _watchedPages.Count != 0;
+        _writeGeneration++;
     }
 
     /// <summary>Whether the page holding <paramref name="pa"/> is watched for writes.</summary>
     public bool IsPageWatched(ulong pa) => _watchedPages.Contains(pa & ~BusPage.OffsetMask);
 
-    private void NotifyWatched(ulong pa, int length)
+    private void NotifyWritten(ulong pa, int length, BusAttributes attributes)
     {
         ulong first = pa & ~BusPage.OffsetMask, last = (pa + (ulong)Math.Max(length - 1, 0)) & ~BusPage.OffsetMask;
+        bool logged = false;
         for (ulong page = first; ; page += BusPage.Size)
         {
-            if (_watchedPages.Remove(page)) WatchedPageWritten?.Invoke(page);
+            if (_watchedPages.Count != 0 && _watchedPages.Remove(page)) WatchedPageWritten?.Invoke(page);
+            logged |= _loggedPages.Count != 0 && _loggedPages.Contains(page);
             if (page >= last) break;
         }
+        _writeHooks = _watchedPages.Count != 0 || _loggedPages.Count != 0;
+        if (logged) LoggedPageWritten?.Invoke(pa, length, attributes);
     }
 
     /// <summary>Changes whenever the layout changes (a region added or removed); host pages obtained before are then stale.</summary>

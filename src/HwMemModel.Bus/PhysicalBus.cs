@@ -387,7 +387,7 @@ public sealed partial class PhysicalBus
                         if (pass == 1)
                         {
                             ram.WriteUnchecked(offset, image.Slice(done, n));
-                            if (_watchedPages.Count != 0) NotifyWatched(at, n);
+                            if (_writeHooks) NotifyWritten(at, n, BusAttributes.Host);
                         }
 
                         break;
@@ -395,7 +395,7 @@ public sealed partial class PhysicalBus
                         if (pass == 1)
                         {
                             image.Slice(done, n).CopyTo(rom.Data.AsSpan((int)offset));
-                            if (_watchedPages.Count != 0) NotifyWatched(at, n);
+                            if (_writeHooks) NotifyWritten(at, n, BusAttributes.Host);
                         }
 
                         break;
@@ -508,7 +508,7 @@ public sealed partial class PhysicalBus
 
                         CacheRamPage(pa, in r, offset, page);
                         StoreLe(page, (int)(offset & BusPage.OffsetMask), size, value);
-                        if (_watchedPages.Count != 0) NotifyWatched(pa, size);
+                        if (_writeHooks) NotifyWritten(pa, size, attributes);
                         return BusStatus.Ok;
                     }
 
@@ -599,7 +599,7 @@ public sealed partial class PhysicalBus
             {
                 case RamRegion ram:
                     ram.WriteUnchecked(offset, piece);
-                    if (_watchedPages.Count != 0) NotifyWatched(at, count);
+                    if (_writeHooks) NotifyWritten(at, count, attributes);
                     break;
                 case RomRegion:
                     outcome.RomDropped = true;
@@ -691,7 +691,7 @@ public sealed partial class PhysicalBus
         {
             ref PageCacheEntry entry = ref _pageCache[(int)((pa >> BusPage.Shift) & PageCacheMask)];
             entry.ReadTag = pageBase;
-            entry.WriteTag = _watchedPages.Count != 0 && _watchedPages.Contains(pageBase) ? InvalidTag : pageBase;
+            entry.WriteTag = _writeHooks && IsHooked(pageBase) ? InvalidTag : pageBase;
             entry.Array = page;
             entry.ArrayOffset = 0;
         }

@@ -19,25 +19,34 @@ public static class BenchCommand
     public static void Add(RootCommand root, TextWriter stdout, TextWriter stderr)
     {
         var qemu = new Option<bool>("--qemu") { Description = "Also run the image on qemu-system-x86_64 (TCG, PLATFORM.md's command line) and print the ratio." };
-        var json = new Option<bool>("--json") { Description = "Print the figures as JSON: {image, instructions, modelSeconds, modelMips, qemuSeconds?, qemuStartupSeconds?, qemuMips?, ratio?}." };
+        var json = new Option<bool>("--json") { Description = "Print the figures as JSON: {image, cpus, instructions, modelSeconds, modelMips, qemuSeconds?, qemuStartupSeconds?, qemuMips?, ratio?}." };
         var quick = new Option<bool>("--quick") { Description = "Only the micro figures (MMU, kernel, devices), not the CPU image run." };
+        var smp = new Option<int?>("--smp") { Description = "Run the 'smp-bench' image (every CPU, the APs in long mode, runs the bench loop over its own buffer) with N CPUs (1 to 64) instead of 'bench': guest instructions per second summed over the CPUs." };
         var repeat = new Option<int>("--repeat") { Description = "Runs of each; the fastest counts (default 3).", DefaultValueFactory = _ => 3 };
         var cmd = new Command("bench", "The speed figures of the MMU, kernel and devices issues in one table against their targets, then guest instructions per second of the CPU model on the built-in 'bench' image (64-bit, paging on, ALU and memory mix); --qemu runs QEMU TCG on the same image in the same run and prints the ratio; --quick skips the image.");
         cmd.Options.Add(qemu);
         cmd.Options.Add(json);
         cmd.Options.Add(repeat);
         cmd.Options.Add(quick);
-        cmd.SetAction(r => Execute(r.GetValue(qemu), r.GetValue(json), r.GetValue(repeat), r.GetValue(quick), stdout, stderr));
+        cmd.Options.Add(smp);
+        cmd.SetAction(r => Execute(r.GetValue(qemu), r.GetValue(json), r.GetValue(repeat), r.GetValue(quick), r.GetValue(smp), stdout, stderr));
         root.Subcommands.Add(cmd);
     }
 
-    private static int Execute(bool withQemu, bool json, int repeat, bool quick, TextWriter stdout, TextWriter stderr)
+    private static int Execute(bool withQemu, bool json, int repeat, bool quick, int? smp, TextWriter stdout, TextWriter stderr)
     {
         if (repeat is < 1 or > 100)
         {
             stderr.WriteLine($"hwmem bench: --repeat {repeat} is out of range; give 1 to 100.");
             return HwmemCommand.ExitUsage;
         }
+        if (smp is < 1 or > 64)
+        {
+            stderr.WriteLine($"hwmem bench: --smp {smp} is out of range; give 1 to 64 CPUs.");
+            return HwmemCommand.ExitUsage;
+        }
+        string imageName = smp is null ? "bench" : "smp-bench";
+        int cpus = smp ?? 1;
         if (BenchFigures.IsDebugBuild())
             stderr.WriteLine("hwmem bench: note: this is a Debug build; build with -c Release for representative figures.");
         var figures = BenchFigures.Measure(repeat);
@@ -57,11 +66,11 @@ public static class BenchCommand
         FirmwareImage image;
         try
         {
-            image = FirmwareImages.Get("bench");
+            image = FirmwareImages.Get(imageName) with { Cpus = cpus };
         }
         catch (KeyNotFoundException)
         {
-            stderr.WriteLine("hwmem bench: the built-in 'bench' image is missing from this build.");
+            stderr.WriteLine($"hwmem bench: the built-in '{imageName}' image is missing from this build.");
             return HwmemCommand.ExitUsage;
         }
 
@@ -69,13 +78,13 @@ public static class BenchCommand
         double best = double.MaxValue;
         for (int i = 0; i < repeat; i++)
         {
-            var m = PcMachine.FromBios(image.Bytes, "bench.bin", new PcMachineOptions { SerialOutput = Stream.Null });
+            var m = PcMachine.FromBios(image.Bytes, image.FileName, new PcMachineOptions { SerialOutput = Stream.Null, Cpus = cpus });
             var sw = Stopwatch.StartNew();
             var r = m.Run(10_000_000_000);
             double s = sw.Elapsed.TotalSeconds;
             if (PcMachine.QemuExitStatus(r, m.Stop) != 1)
             {
-                stderr.WriteLine($"hwmem bench: the bench image did not finish cleanly on the model: {r.Report}");
+                stderr.WriteLine($"hwmem bench: the {imageName} image did not finish cleanly on the model: {r.Report}");
                 return RunCommand.ExitNotModelled;
             }
             instructions = r.Instructions;
@@ -113,7 +122,7 @@ public static class BenchCommand
         {
             var o = new Dictionary<string, object?>
             {
-                ["image"] = "bench", ["instructions"] = instructions, ["modelSeconds"] = Math.Round(best, 4), ["modelMips"] = Math.Round(mips, 1),
+                ["image"] = imageName, ["cpus"] = cpus, ["instructions"] = instructions, ["modelSeconds"] = Math.Round(best, 4), ["modelMips"] = Math.Round(mips, 1),
                 ["qemuSeconds"] = qemuSeconds is { } q ? Math.Round(q, 4) : null,
                 ["qemuStartupSeconds"] = qemuStartup is { } qs ? Math.Round(qs, 4) : null,
                 ["qemuMips"] = qemuMips is { } qm ? Math.Round(qm, 1) : null,
@@ -124,7 +133,7 @@ public static class BenchCommand
             return 0;
         }
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"model: {instructions:N0} guest instructions in {best:F3} s = {mips:F1} million instructions/s (best of {repeat})"));
+            $"model: {instructions:N0} guest instructions{(smp is null ? "" : $" on {cpus} CPUs ({imageName})")} in {best:F3} s = {mips:F1} million instructions/s (best of {repeat})"));
         if (qemuSeconds is { } qsec)
         {
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,

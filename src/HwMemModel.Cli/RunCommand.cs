@@ -45,6 +45,8 @@ public static class RunCommand
         cmd.Options.Add(smp);
         var x2apic = new Option<bool>("--x2apic") { Description = "The CPUs report x2APIC (CPUID.1:ECX bit 21) and their local APICs accept IA32_APIC_BASE.EXTD (registers as MSRs 0x800-0x8FF). Off by default, as on QEMU 7.2's TCG." };
         cmd.Options.Add(x2apic);
+        var checkCoherence = new Option<bool>("--check-coherence") { Description = "Cross-CPU coherence checker: compare every TLB hit with the page tables in RAM and report, on standard error, each stale translation used, naming the CPU that changed the entry (its instruction, the entry before and after) and the CPU that used the old translation (its instruction). Slower." };
+        cmd.Options.Add(checkCoherence);
         var device = new Option<string[]>("--device") { Description = "Add a device QEMU adds on request: pc-testdev (ports 0xE0-0xEB, IRQ ports at 0x2000, 64 KiB at 0xFF000000) or shutdown-port (\"Shutdown\" written to port 0x8900 powers off). Repeatable.", AllowMultipleArgumentsPerToken = false };
         cmd.Options.Add(device);
         var saveSnapshot = new Option<string?>("--save-snapshot") { Description = "At the end of the run, write RAM and CPU 0's paging state to this file, for hwmem walk VA --snapshot FILE." };
@@ -52,12 +54,12 @@ public static class RunCommand
         cmd.Options.Add(max);
         cmd.Options.Add(trace);
         cmd.Options.Add(gdb);
-        cmd.SetAction(r => Execute(r.GetValue(bios), r.GetValue(kernel), r.GetValue(append), r.GetValue(memory)!, r.GetValue(max), r.GetValue(trace), r.GetValue(gdb), r.GetValue(machineFile), r.GetValue(saveSnapshot), r.GetValue(initrd), r.GetValue(device), r.GetValue(smp), r.GetValue(x2apic), stdout, stderr, rawStdout));
+        cmd.SetAction(r => Execute(r.GetValue(bios), r.GetValue(kernel), r.GetValue(append), r.GetValue(memory)!, r.GetValue(max), r.GetValue(trace), r.GetValue(gdb), r.GetValue(machineFile), r.GetValue(saveSnapshot), r.GetValue(initrd), r.GetValue(device), r.GetValue(smp), r.GetValue(x2apic), r.GetValue(checkCoherence), stdout, stderr, rawStdout));
         root.Subcommands.Add(cmd);
     }
 
     private static int Execute(string? bios, string? kernel, string? append, string memory, long? max, bool trace, int? gdb, string? machineFile, string? snapshotPath, string? initrd, string[]? devices, int smp, bool x2apic,
-        TextWriter stdout, TextWriter stderr, Stream? rawStdout)
+        bool checkCoherence, TextWriter stdout, TextWriter stderr, Stream? rawStdout)
     {
         if ((bios is null) == (kernel is null))
         {
@@ -137,6 +139,7 @@ public static class RunCommand
             Cpus = smp,
             X2Apic = x2apic,
             ShutdownPort = devices?.Contains("shutdown-port") == true,
+            CoherenceChecking = checkCoherence,
         };
         PcMachine machine;
         try
@@ -174,6 +177,11 @@ public static class RunCommand
             serial.Flush();
         }
         if (snapshotPath is not null) MachineSnapshot.Save(machine.Bus, machine.Context, snapshotPath);
+        if (checkCoherence)
+        {
+            foreach (var e in machine.StaleTranslations) stderr.WriteLine($"hwmem: coherence checker: {e.Description}");
+            stderr.WriteLine($"hwmem: coherence checker: {machine.StaleTranslations.Count} stale translation(s) used");
+        }
         return ExitStatus(result, machine, stderr);
     }
 

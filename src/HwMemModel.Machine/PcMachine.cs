@@ -50,6 +50,13 @@ public sealed record PcMachineOptions
     /// no such port (it ignores those writes), so it is off by default.
     /// </summary>
     public bool ShutdownPort { get; init; }
+    /// <summary>
+    /// Turns on the cross-CPU coherence checker (<c>hwmem run --check-coherence</c>): every CPU's TLB hits are compared
+    /// with the page tables in RAM, and a stale translation is reported naming the CPU that changed the entry (with its
+    /// instruction and the entry before and after) and the CPU that used the old translation (with its instruction).
+    /// Slower: the TLB fast path is off while it runs. Off by default.
+    /// </summary>
+    public bool CoherenceChecking { get; init; }
 }
 
 /// <summary>
@@ -57,7 +64,7 @@ public sealed record PcMachineOptions
 /// option-ROM area, COM1, isa-debug-exit, HPET, IOAPIC, local APIC, PIC, PIT, RTC, i8042, fw_cfg) and one <see cref="X86Cpu"/>
 /// whose interrupts come from the local APIC and the PIC. Guest time advances 1 ns per retired instruction.
 /// </summary>
-public sealed class PcMachine : IInterruptSource
+public sealed partial class PcMachine : IInterruptSource
 {
     /// <summary>Base of the option-ROM area (128 KiB, read-only; QEMU's multiboot option ROM keeps its GDT here).</summary>
     public const ulong OptionRomBase = 0xC_0000;
@@ -110,6 +117,7 @@ public sealed class PcMachine : IInterruptSource
             ap.Init();
             _cpus.Add(ap);
         }
+        if (options.CoherenceChecking) EnableCoherenceChecking();
         if (_cpus.Count > 1) foreach (var c in _cpus) c.ExternalClock = true;
         var apics = Chipset.ApicBus;
         // INIT resets an AP and its APIC (ID and IA32_APIC_BASE kept, SDM §10.4.7.3; QEMU do_cpu_init).

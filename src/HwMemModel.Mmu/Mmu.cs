@@ -138,6 +138,13 @@ public sealed partial class Mmu
         set { _coherenceChecking = value; OnControlStateChanged(); }
     }
     private bool _coherenceChecking;
+    /// <summary>
+    /// The machine's shared write log for the cross-CPU coherence checker: while <see cref="CoherenceChecking"/> is on,
+    /// every TLB fill registers the paging-structure pages its walk read, and a stale translation is reported with the
+    /// last change of the entries behind it (which CPU, which instruction, the entry before and after) and this CPU's
+    /// current instruction. Null: stale translations are reported without that attribution.
+    /// </summary>
+    public PagingWriteLog? WriteLog { get; set; }
     /// <summary>Stale translations found so far (the first 10,000).</summary>
     public IReadOnlyList<StaleTranslationEvent> StaleTranslations => _stale;
     /// <summary>Raised for each stale translation found.</summary>
@@ -377,6 +384,7 @@ public sealed partial class Mmu
         };
         if (!_stlb.IsEmpty) _stlb.Insert(entry, vam);
         l1.Insert(entry, vam);
+        if (_coherenceChecking && WriteLog is { } log) TrackWalk(va, vam, log);
         translation = new Translation(o.PaBase | (va & (o.Size.Bytes() - 1)), o.Size, o.MemType);
         return Fault.None;
     }
@@ -745,8 +753,61 @@ public sealed partial class Mmu
                 StaleKind.LessPermissive => $"allow more than the cached rights (cached leaf 0x{e.LeafRaw:x}, now 0x{now.LeafRaw:x})",
                 _ => $"give memory type {now.MemType.ShortName()} instead of {e.MemType.ShortName()}",
             } + "; a TLB flush is missing.";
-        var ev = new StaleTranslationEvent(_ctx.Id, va, kind.Value, _pcid, cachedPa, e.LeafRaw, now.Fault.IsFault ? 0 : now.LeafRaw, currentPa, desc);
+        PagingEntryWrite? change = null;
+        CpuPosition? reader = null;
+        if (WriteLog is { } log)
+        {
+            change = FindChange(log, va, vam, e.LeafPa);
+            reader = log.Position(_ctx.Id);
+            if (change is not null) desc = DescribeMissingShootdown(va, change, reader);
+        }
+        var ev = new StaleTranslationEvent(_ctx.Id, va, kind.Value, _pcid, cachedPa, e.LeafRaw, now.Fault.IsFault ? 0 : now.LeafRaw, currentPa, desc)
+        {
+            Change = change,
+            ReaderInstructionPointer = reader?.InstructionPointer,
+            ReaderInstruction = reader?.Instruction,
+        };
         if (_stale.Count < 10_000) _stale.Add(ev);
         StaleTranslationDetected?.Invoke(ev);
+    }
+
+    // Registers every paging-structure page the walk for va reads (a side-effect-free walk of the current tables).
+    private void TrackWalk(ulong va, ulong vam, PagingWriteLog log)
+    {
+        var steps = new List<WalkStep>(_levels);
+        Walk(va, vam, AccessKind.Read, Privilege.Supervisor, sideEffects: false, steps, checkRights: false);
+        foreach (var s in steps) log.Track(s.EntryAddress);
+    }
+
+    // The latest logged change among the cached leaf entry and the entries of the current walk for va.
+    private PagingEntryWrite? FindChange(PagingWriteLog log, ulong va, ulong vam, ulong cachedLeafPa)
+    {
+        var best = log.LastChange(cachedLeafPa);
+        var steps = new List<WalkStep>(_levels);
+        Walk(va, vam, AccessKind.Read, Privilege.Supervisor, sideEffects: false, steps, checkRights: false);
+        foreach (var s in steps)
+            if (log.LastChange(s.EntryAddress) is { } c && (best is null || c.Sequence > best.Sequence)) best = c;
+        return best;
+    }
+
+    private string DescribeMissingShootdown(ulong va, PagingEntryWrite change, CpuPosition? reader)
+    {
+        string who = change.WriterName;
+        string with = change.Instruction is { } text ? $" with '{text}' at 0x{change.InstructionPointer:x}" : "";
+        string then = reader is { } r ? $"; CPU {_ctx.Id} then executed '{r.Instruction}' at 0x{r.InstructionPointer:x}" : $"; CPU {_ctx.Id} then used it";
+        bool remote = change.Writer.Kind == RequesterKind.Cpu && change.Writer.RequesterId != _ctx.Id;
+        return $"CPU {_ctx.Id} used a stale TLB entry for 0x{va:x}: {who} changed the {EntryName(change.EntryAddress, va)} at PA 0x{change.EntryAddress:x} "
+            + $"from 0x{change.OldValue:x} to 0x{change.NewValue:x}{with}{then} without an INVLPG or CR3 reload since"
+            + (remote ? ": a TLB shootdown is missing." : ": a TLB flush is missing.");
+    }
+
+    // The name of the paging-structure entry at entryAddress on the walk for va (PTE, PDE, ...), "entry" when not on it.
+    private string EntryName(ulong entryAddress, ulong va)
+    {
+        var steps = new List<WalkStep>(_levels);
+        Walk(va, va & _linearMask, AccessKind.Read, Privilege.Supervisor, sideEffects: false, steps, checkRights: false);
+        foreach (var s in steps)
+            if (s.EntryAddress == entryAddress) return s.Name;
+        return "paging-structure entry";
     }
 }

@@ -86,4 +86,15 @@ public enum StaleKind
 /// <param name="Description">A sentence for reports.</param>
 public sealed record StaleTranslationEvent(
     int CpuId, ulong VirtualAddress, StaleKind Kind, ushort Pcid, ulong CachedPhysicalAddress,
-    ulong CachedLeafEntry, ulong CurrentLeafEntry, ulong? CurrentPhysicalAddress, string Description);
+    ulong CachedLeafEntry, ulong CurrentLeafEntry, ulong? CurrentPhysicalAddress, string Description)
+{
+    /// <summary>
+    /// The last change of an entry behind the translation (with <see cref="Mmu.WriteLog"/>): who changed it, from what
+    /// to what, with which instruction. Null without a write log or when no logged change explains it.
+    /// </summary>
+    public PagingEntryWrite? Change { get; init; }
+    /// <summary>The instruction pointer of the instruction that used the stale entry, when the write log knows it.</summary>
+    public ulong? ReaderInstructionPointer { get; init; }
+    /// <summary>The instruction that used the stale entry (Intel syntax), when the write log knows it.</summary>
+    public string? ReaderInstruction { get; init; }
+}

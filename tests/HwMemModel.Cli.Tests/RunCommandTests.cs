@@ -213,4 +213,24 @@ public sealed class RunCommandTests
         Assert.That(code, Is.EqualTo(HwmemCommand.ExitUsage));
         Assert.That(err, Does.Contain("--repeat 0 is out of range; give 1 to 100"));
     }
+    [Test]
+    public void Check_coherence_reports_the_missing_shootdown_on_standard_error_and_nothing_for_the_fixed_image()
+    {
+        var (code, output, err) = Run("run", "--bios", Path.Combine(_dir, "shootdown-missing.bin"), "--smp", "4", "--check-coherence");
+        Assert.That(code, Is.EqualTo(1), err);
+        Assert.That(output, Does.Contain("shootdown: stale reads: 12 of 12"), "the checker does not change what the guest sees");
+        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines.Count(l => l.StartsWith("hwmem: coherence checker: CPU ", StringComparison.Ordinal)), Is.EqualTo(12), err);
+        Assert.That(err, Does.Contain("hwmem: coherence checker: CPU 2 used a stale TLB entry for 0x40003000: CPU 0 changed the PTE at PA 0xc018 from 0x203023 to 0x213003 with 'mov [0C018h],rax' at 0x"));
+        Assert.That(err, Does.Contain("; CPU 2 then executed 'mov rdx,[rax+40000000h]' at 0x"));
+        Assert.That(err, Does.Contain("hwmem: coherence checker: 12 stale translation(s) used"));
+
+        (code, output, err) = Run("run", "--bios", Path.Combine(_dir, "shootdown.bin"), "--smp", "4", "--check-coherence");
+        Assert.That(code, Is.EqualTo(1), err);
+        Assert.That(output, Does.Contain("shootdown: stale reads: 0 of 12"));
+        Assert.That(err, Is.EqualTo("hwmem: coherence checker: 0 stale translation(s) used" + Environment.NewLine));
+
+        (_, _, err) = Run("run", "--bios", Path.Combine(_dir, "shootdown-missing.bin"), "--smp", "4");
+        Assert.That(err, Is.Empty, "no checker output without the option");
+    }
 }

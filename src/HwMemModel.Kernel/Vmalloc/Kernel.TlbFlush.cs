@@ -32,6 +32,27 @@ public sealed partial class Kernel
     /// <summary>Shootdown counters.</summary>
     public TlbShootdownCounters TlbShootdowns { get; } = new();
 
+    /// <summary>The cross-CPU coherence checker's write log once <see cref="EnableCoherenceChecking"/> ran; null before.</summary>
+    public PagingWriteLog? CoherenceLog { get; private set; }
+
+    /// <summary>
+    /// Turns on the cross-CPU coherence checker on every CPU context of the kernel (as <c>hwmem run --check-coherence</c>
+    /// does on a machine): TLB hits are compared with the page tables, and a stale translation is reported naming the CPU
+    /// whose page-table write made it stale (the kernel writes its page tables through the current CPU), the entry before
+    /// and after, and the CPU that used it. Returns the shared write log.
+    /// </summary>
+    public PagingWriteLog EnableCoherenceChecking()
+    {
+        if (CoherenceLog is { } existing) return existing;
+        var log = new PagingWriteLog(Bus);
+        foreach (var cpu in _cpus)
+        {
+            cpu.Mmu.WriteLog = log;
+            cpu.Mmu.CoherenceChecking = true;
+        }
+        return CoherenceLog = log;
+    }
+
     /// <summary>
     /// flush_tlb_kernel_range: on every CPU (the current one directly, the others by IPI), INVLPG for each page of
     /// [<paramref name="start"/>, <paramref name="end"/>) when the range is at most 33 pages, else a full flush
