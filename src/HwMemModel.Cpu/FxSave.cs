@@ -32,6 +32,12 @@ public sealed partial class X86Cpu
         Span<byte> a = stackalloc byte[length];
         if (sse) a.Clear();
         else ReadLinearBytes(lin, a); // bytes 24-31 (MXCSR, MXCSR_MASK) are left as they are
+        WriteFxImage(a, sse, xmmCount, rex64);
+        WriteLinearBytes(lin, a);
+    }
+
+    private void WriteFxImage(Span<byte> a, bool sse, int xmmCount, bool rex64)
+    {
         BinaryPrimitives.WriteUInt16LittleEndian(a, _fcw);
         BinaryPrimitives.WriteUInt16LittleEndian(a[2..], FpuStatusWord);
         a[4] = _fpValid; // bit i tags physical register R(i), as in the full tag word
@@ -69,7 +75,6 @@ public sealed partial class X86Cpu
                 BinaryPrimitives.WriteUInt64LittleEndian(a[(160 + 16 * k)..], q.GetElement(0));
                 BinaryPrimitives.WriteUInt64LittleEndian(a[(168 + 16 * k)..], q.GetElement(1));
             }
-        WriteLinearBytes(lin, a);
     }
 
     private void FxRstor(ref DecodedInstruction d, bool rex64)
@@ -82,6 +87,12 @@ public sealed partial class X86Cpu
         ReadLinearBytes(lin, a);
         uint mxcsr = BinaryPrimitives.ReadUInt32LittleEndian(a[24..]);
         if (sse && (mxcsr & ~MxcsrMask) != 0) throw GP(0, $"FXRSTOR with reserved MXCSR bits set (0x{mxcsr:x8})");
+        ReadFxImage(a, sse, xmmCount, rex64);
+    }
+
+    private void ReadFxImage(ReadOnlySpan<byte> a, bool sse, int xmmCount, bool rex64)
+    {
+        uint mxcsr = BinaryPrimitives.ReadUInt32LittleEndian(a[24..]);
         _fcw = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(a) | 0x40);
         FpuStatusWord = BinaryPrimitives.ReadUInt16LittleEndian(a[2..]);
         _fpValid = a[4];
@@ -105,6 +116,40 @@ public sealed partial class X86Cpu
         _mxcsr = mxcsr;
         for (int k = 0; k < xmmCount; k++)
             _xmm[k] = Vector128.Create(BinaryPrimitives.ReadUInt64LittleEndian(a[(160 + 16 * k)..]), BinaryPrimitives.ReadUInt64LittleEndian(a[(168 + 16 * k)..])).AsByte();
+    }
+
+    /// <summary>
+    /// Host API (a kernel's context switch): the x87 and SSE state as FXSAVE64 lays it out (512 bytes; FOP saved as 0,
+    /// all sixteen XMM registers), whatever CR4.OSFXSR says.
+    /// </summary>
+    public byte[] SaveFpuState()
+    {
+        var a = new byte[512];
+        WriteFxImage(a, sse: true, xmmCount: 16, rex64: true);
+        return a;
+    }
+
+    /// <summary>Host API: loads an image written by <see cref="SaveFpuState"/> (FXRSTOR64's layout).</summary>
+    public void RestoreFpuState(ReadOnlySpan<byte> image)
+    {
+        if (image.Length != 512) throw new ArgumentException($"An FXSAVE image is 512 bytes, not {image.Length}.", nameof(image));
+        uint mxcsr = BinaryPrimitives.ReadUInt32LittleEndian(image[24..]);
+        if ((mxcsr & ~MxcsrMask) != 0) throw new ArgumentException($"MXCSR 0x{mxcsr:x8} in the image sets reserved bits (allowed: 0x{MxcsrMask:x}).", nameof(image));
+        ReadFxImage(image, sse: true, xmmCount: 16, rex64: true);
+    }
+
+    /// <summary>
+    /// Host API: the state a new Linux process starts with (init_fpstate): FNINIT's x87 state (FCW 0x037F, all
+    /// registers empty), MXCSR 0x1F80, and every XMM and x87 register zero.
+    /// </summary>
+    public void InitFpuState()
+    {
+        FnInit();
+        Array.Clear(_fpMant);
+        Array.Clear(_fpExp);
+        Array.Clear(_xmm);
+        _mxcsr = MxcsrReset;
+        _fip = _fdp = 0;
     }
 
     /// <summary>The x87 and SSE state that INIT leaves unchanged.</summary>

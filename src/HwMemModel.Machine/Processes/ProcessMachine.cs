@@ -40,7 +40,7 @@ public sealed class ProcessMachine
 {
     private readonly ulong[] _entries;
     private readonly UserEntryLayout _layout;
-    private TaskStruct? _loaded;
+    private PtRegs? _loadedRegs;
 
     /// <summary>Boots the machine.</summary>
     public ProcessMachine(ProcessMachineOptions? options = null)
@@ -114,7 +114,6 @@ public sealed class ProcessMachine
                     if (Cpu.Cpl == 3)
                     {
                         SaveUserRegisters(task, Cpu.Rip, Cpu.Rflags, Cpu.GetRegister(4));
-                        _loaded = null;
                         Kernel.PickNext();
                     }
                     break;
@@ -141,18 +140,17 @@ public sealed class ProcessMachine
     private void ReturnToUser(TaskStruct task)
     {
         var regs = task.Regs;
-        if (_loaded != task)
+        if (_loadedRegs != regs)
         {
-            // A different task: its FS and GS bases (and, with the x87/SSE state, its FPU registers) come in.
-            var fs = Cpu.GetSegment(SegmentIndex.FS); fs.Base = regs.FsBase; Cpu.SetSegment(SegmentIndex.FS, fs);
+            // Another task (or a new image after execve): the outgoing x87/SSE state is saved in its registers, the
+            // incoming one restored (a new image starts from init_fpstate), and the FS and GS bases come in.
+            if (_loadedRegs is not null) _loadedRegs.FpuState = Cpu.SaveFpuState();
+            if (regs.FpuState is null) Cpu.InitFpuState(); else Cpu.RestoreFpuState(regs.FpuState);
             var gs = Cpu.GetSegment(SegmentIndex.GS); gs.Base = regs.GsBase; Cpu.SetSegment(SegmentIndex.GS, gs);
-            _loaded = task;
+            _loadedRegs = regs;
         }
-        else
-        {
-            var fs = Cpu.GetSegment(SegmentIndex.FS);
-            if (fs.Base != regs.FsBase) { fs.Base = regs.FsBase; Cpu.SetSegment(SegmentIndex.FS, fs); }
-        }
+        var fs = Cpu.GetSegment(SegmentIndex.FS);
+        if (fs.Base != regs.FsBase) { fs.Base = regs.FsBase; Cpu.SetSegment(SegmentIndex.FS, fs); }
         if (Kernel.LoadedMm(Kernel.CurrentCpuIndex) != task.Mm) Kernel.SwitchMm(task.Mm, Kernel.CurrentCpuIndex);
         for (int i = 0; i < 16; i++) Cpu.SetRegister(i, regs.Gpr[i]);
         if (Cpu.Cpl != 0) SetKernelSegments();
@@ -194,8 +192,8 @@ public sealed class ProcessMachine
         {
             // SYSCALL left the user RIP in RCX and RFLAGS in R11; RSP is still the user's.
             SaveUserRegisters(task, Cpu.GetRegister(1), Cpu.GetRegister(11), Cpu.GetRegister(4));
+            if (task.Regs.Rax is 56 or 57) task.Regs.FpuState = Cpu.SaveFpuState(); // clone/fork: the child inherits it
             Kernel.SyscallEntry(task);
-            if (Kernel.CurrentTask != task) _loaded = null;
             return;
         }
         int vector = _layout.VectorAt(rip);
@@ -218,6 +216,5 @@ public sealed class ProcessMachine
                 if (line.Length > 0) w.WriteLine("    " + line);
         }
         Kernel.ExceptionEntry(task, vector, error, Cpu.Cr2);
-        if (Kernel.CurrentTask != task) _loaded = null;
     }
 }
