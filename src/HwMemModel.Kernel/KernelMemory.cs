@@ -37,14 +37,23 @@ public sealed class KernelMemory
     /// <summary>memset.</summary>
     public void Fill(ulong va, byte value, ulong length)
     {
-        Span<byte> chunk = stackalloc byte[4096];
-        chunk.Fill(value);
+        // Zeroing (clear_page, __GFP_ZERO) is the common case: a shared zero buffer, no per-call fill.
+        ReadOnlySpan<byte> chunk = value == 0 ? Zeros : Filled(value);
         for (ulong done = 0; done < length;)
         {
             int n = (int)Math.Min(4096UL, length - done);
             WriteBytes(va + done, chunk[..n]);
             done += (ulong)n;
         }
+    }
+
+    private static readonly byte[] Zeros = new byte[4096];
+
+    private static byte[] Filled(byte value)
+    {
+        var b = new byte[4096];
+        b.AsSpan().Fill(value);
+        return b;
     }
 
     private void Check(AccessResult r, ulong va, AccessKind kind)

@@ -280,16 +280,40 @@ public sealed partial class Kernel
         return v;
     }
 
-    /// <summary>Unmaps the pages of [start, end) (zap_page_range) and flushes them from the TLB.</summary>
+    /// <summary>Unmaps the pages of [start, end) (zap_page_range), a page table at a time, and flushes them from the TLB.</summary>
     internal void ZapRange(MmStruct mm, ulong start, ulong end, bool flush = true)
     {
+        Span<byte> table = stackalloc byte[4096];
         for (ulong va = start; va < end;)
         {
+            ulong chunkEnd = Math.Min(end, (va + (1UL << 21)) & ~((1UL << 21) - 1));
             ulong pte = UserPte(mm, va, allocate: false);
-            if (pte == 0) { va = (va + (1UL << 21)) & ~((1UL << 21) - 1); continue; }
-            ulong e = ReadPhys(pte);
-            if (e != 0) ClearUserPte(mm, pte, e);
-            va += 4096;
+            if (pte != 0)
+            {
+                ulong tablePa = pte & ~PageMask;
+                int first = (int)((va >> 12) & 511), last = (int)(((chunkEnd - 1) >> 12) & 511);
+                var entries = table.Slice(first * 8, (last - first + 1) * 8);
+                Memory.ReadBytes(PhysToVirt(tablePa) + (ulong)first * 8, entries);
+                bool any = false;
+                for (int i = 0; i < entries.Length; i += 8)
+                {
+                    ulong e = BitConverter.ToUInt64(entries[i..]);
+                    if (e == 0) continue;
+                    any = true;
+                    if ((e & (PtePresent | PteProtNone)) != 0)
+                    {
+                        ulong pa = e & PteAddr;
+                        Account(mm, KindOf(pa), -1);
+                        PutUserPage(pa);
+                    }
+                }
+                if (any)
+                {
+                    entries.Clear();
+                    Memory.WriteBytes(PhysToVirt(tablePa) + (ulong)first * 8, entries);
+                }
+            }
+            va = chunkEnd;
         }
         if (flush) FlushTlbMmRange(mm, start, end);
     }
