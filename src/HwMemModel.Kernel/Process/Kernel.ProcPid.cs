@@ -126,7 +126,7 @@ public sealed partial class Kernel
     public string FormatStatus(TaskStruct task)
     {
         var sb = new StringBuilder();
-        void Line(string label, string value) => sb.Append(CultureInfo.InvariantCulture, $"{label,-8}\t{value}\n");
+        void Line(string label, string value) => sb.Append(CultureInfo.InvariantCulture, $"{label}\t{value}\n");
         Line("Name:", task.Comm);
         Line("State:", task.State switch { TaskState.Runnable => "R (running)", TaskState.WaitingForChild => "S (sleeping)", TaskState.Zombie => "Z (zombie)", _ => "X (dead)" });
         Line("Pid:", task.Pid.ToString(CultureInfo.InvariantCulture));
