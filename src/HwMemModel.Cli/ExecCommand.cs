@@ -26,6 +26,7 @@ public static class ExecCommand
         var rootOpt = new Option<string?>("--root") { Description = "Host directory the program sees as / (read-only; open, mmap and execve reach only files below it). Default: the program's directory." };
         var traceFaults = new Option<bool>("--trace-faults") { Description = "Print each page fault on standard error with the walk that explains it, level by level." };
         var traceSyscalls = new Option<bool>("--trace-syscalls") { Description = "Print each system call in strace's style on standard error." };
+        var maps = new Option<bool>("--maps") { Description = "As each process exits, print its /proc/PID/maps and the memory and fault lines of /proc/PID/status on standard error." };
         var memory = new Option<string>("--memory", "-m") { Description = "RAM size: bytes or a number with K, M or G (64M to 3G).", DefaultValueFactory = _ => "256M" };
         var max = new Option<long?>("--max-instructions") { Description = "Stop after this many guest instructions (exit status 4) with a report." };
         var cmd = new Command("exec", "Run a statically linked x86-64 Linux program (for example built with musl-gcc -static) as a user process on the kernel model: CPL 3 on the CPU model, its own address space, brk/mmap, demand paging, copy-on-write after fork. Its stdout and stderr are the program's; the exit status is the program's (128+N when killed by signal N, 126 when it cannot be executed, 127 when it is not found, 4 when --max-instructions ran out). Kernel messages (a segfault line) go to standard error.");
@@ -34,14 +35,15 @@ public static class ExecCommand
         cmd.Options.Add(rootOpt);
         cmd.Options.Add(traceFaults);
         cmd.Options.Add(traceSyscalls);
+        cmd.Options.Add(maps);
         cmd.Options.Add(memory);
         cmd.Options.Add(max);
-        cmd.SetAction(r => Execute(r.GetValue(program)!, r.GetValue(args) ?? [], r.GetValue(rootOpt), r.GetValue(traceFaults), r.GetValue(traceSyscalls),
+        cmd.SetAction(r => Execute(r.GetValue(program)!, r.GetValue(args) ?? [], r.GetValue(rootOpt), r.GetValue(traceFaults), r.GetValue(traceSyscalls), r.GetValue(maps),
             r.GetValue(memory)!, r.GetValue(max), stdout, stderr, rawStdout));
         root.Subcommands.Add(cmd);
     }
 
-    private static int Execute(string program, string[] args, string? root, bool traceFaults, bool traceSyscalls, string memory, long? max,
+    private static int Execute(string program, string[] args, string? root, bool traceFaults, bool traceSyscalls, bool showMaps, string memory, long? max,
         TextWriter stdout, TextWriter stderr, Stream? rawStdout)
     {
         if (!RunCommand.TryParseSize(memory, out ulong ram) || ram < (64UL << 20) || ram > (3UL << 30) || (ram & 0xFFFFF) != 0)
@@ -88,7 +90,16 @@ public static class ExecCommand
         m.Kernel.Streams = new ProcessStreams { Stdout = outStream, Stderr = errStream };
         if (traceSyscalls) m.Kernel.SyscallTrace = stderr;
         if (traceFaults) m.FaultTrace = stderr;
-        int logged = m.Kernel.Log.Lines.Count;
+        if (showMaps)
+            m.Kernel.TaskExiting += t =>
+            {
+                stderr.WriteLine($"/proc/{t.Pid}/maps at exit:");
+                stderr.Write(m.Kernel.FormatMaps(t));
+                stderr.WriteLine($"/proc/{t.Pid}/status at exit:");
+                stderr.Write(m.Kernel.FormatStatus(t));
+            };
+        // Kernel messages (a segfault line, an unimplemented system call) appear on standard error as they are logged.
+        m.Kernel.Log.LineLogged += line => { if (!line.StartsWith("mm: ", StringComparison.Ordinal)) stderr.WriteLine(line); };
         TaskStruct task;
         try
         {
@@ -101,8 +112,6 @@ public static class ExecCommand
         }
         var result = m.Run(task);
         outStream.Flush();
-        foreach (var line in m.Kernel.Log.Lines.Skip(logged))
-            if (!line.StartsWith("mm: ", StringComparison.Ordinal)) stderr.WriteLine(line);
         if (result.Report.Length > 0)
         {
             stderr.WriteLine($"hwmem exec: stopped: {result.Report}");

@@ -42,6 +42,9 @@ public sealed partial class Kernel
     /// <summary>Raised when a child of init (a process the host started) exits: the host's wait.</summary>
     public event Action<TaskStruct>? ProcessExited;
 
+    /// <summary>Raised for every task as it begins to exit, while its address space is still there (for /proc views at exit).</summary>
+    public event Action<TaskStruct>? TaskExiting;
+
     /// <summary>Raised for every task as it exits, after its address space is released (its counters are final).</summary>
     public event Action<TaskStruct>? TaskExited;
 
@@ -146,6 +149,7 @@ public sealed partial class Kernel
     {
         var u = User;
         if (task.State is TaskState.Zombie or TaskState.Dead) return;
+        TaskExiting?.Invoke(task);
         foreach (var f in task.Files.Values) f.References--;
         task.Files.Clear();
         if (task.Mm is { } mm) { MmFree(mm); task.Mm = null; }
@@ -153,6 +157,7 @@ public sealed partial class Kernel
         task.KilledBySignal = signal;
         task.State = TaskState.Zombie;
         u.RunQueue.Remove(task);
+        SyscallTrace?.WriteLine(signal != 0 ? $"[pid {task.Pid}] +++ killed by {Signals.Name(signal)} +++" : $"[pid {task.Pid}] +++ exited with {(status >> 8) & 0xFF} +++");
         TaskExited?.Invoke(task);
         foreach (var c in task.Children.ToArray())
         {
@@ -256,6 +261,7 @@ public sealed partial class Kernel
                 KillTask(task, Signals.SIGKILL, $"Out of memory: Killed process {task.Pid} ({task.Comm})");
                 return;
             }
+            SyscallTrace?.WriteLine($"[pid {task.Pid}] --- SIGSEGV {{si_signo=SIGSEGV, si_code={(r == UserFaultResult.MapError ? "SEGV_MAPERR" : "SEGV_ACCERR")}, si_addr={(cr2 == 0 ? "NULL" : $"0x{cr2:x}")}}} ---");
             string line = $"{task.Comm}[{task.Pid}]: segfault at {cr2:x} ip {regs.Rip:x16} sp {regs.Rsp:x16} error {errorCode:x}{WhereIn(task, regs.Rip)} likely on CPU {CurrentCpuIndex} (core 0, socket 0)";
             Log.Print(line);
             Log.Print(CodeLine(task, regs.Rip));
