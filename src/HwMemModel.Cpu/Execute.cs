@@ -478,7 +478,9 @@ public sealed partial class X86Cpu
         // Memory destination.
         int msize = i.Op1Kind == OpKind.Register ? RegSize(i.Op1Register) : OpSize(in i, 0);
         if (i.Op1Kind == OpKind.Register && i.Op1Register.IsSegmentRegister()) msize = 2;
-        WriteSeg(SegOf(in i), EffectiveAddress(ref d), msize, ReadOp(ref d, 1, msize));
+        int seg = SegOf(in i);
+        ulong lin = Linear(seg, EffectiveAddress(ref d), msize, true);
+        StoreOrDeliver(lin, msize, ReadOp(ref d, 1, msize), DataPrivilege, seg == (int)SegmentIndex.SS); // a page fault needs no .NET exception
     }
 
     private void Alu2(ref DecodedInstruction d)

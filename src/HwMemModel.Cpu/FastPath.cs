@@ -450,7 +450,7 @@ public sealed partial class X86Cpu
                 SetGpr(f.Dst, size, FastRead(FastEa(ref f), size));
                 return true;
             case FastKind.MovMR:
-                FastWrite(FastEa(ref f), size, G(f.Src));
+                StoreOrDeliver(FastEa(ref f), size, G(f.Src));
                 return true;
             case FastKind.MovMI:
                 return FastMovMI(ref d);
@@ -486,7 +486,7 @@ public sealed partial class X86Cpu
     {
         ref var f = ref d.Fast;
         int size = f.Size;
-        FastWrite(FastEa(ref f), size, f.Imm);
+        StoreOrDeliver(FastEa(ref f), size, f.Imm);
         return true;
     }
 

@@ -54,6 +54,44 @@ public class ExceptionTests
         Assert.That(h.Cpu.Counters.Vectors[14], Is.EqualTo(1));
     }
 
+    /// <summary>
+    /// A faulting store (both the general MOV path and the fast register-store path deliver #PF without a host
+    /// exception) behaves as a faulting load does: the same frame with error code 2 (write), CR2, the store not retired
+    /// and the rest of its block not run.
+    /// </summary>
+    [TestCase("byte")]
+    [TestCase("qword")]
+    public void Faulting_store_delivers_the_same_frame_as_a_faulting_load(string width)
+    {
+        (ulong[] Values, long Retired, int Exit) RunWith(Action<Assembler> access)
+        {
+            var h = new CpuHarness();
+            h.Start64(a =>
+            {
+                a.mov(rax, 0x4000_0000UL);
+                access(a); // 3 bytes
+                CpuHarness.EmitExit(a, 9);
+                a.mov(rax, __qword_ptr[rsp]); a.@out(0xE0, eax);
+                a.mov(rax, __qword_ptr[rsp + 8]); a.@out(0xE0, eax);
+                a.mov(rax, __qword_ptr[rsp + 16]); a.@out(0xE0, eax);
+                a.mov(rax, __qword_ptr[rsp + 32]); a.@out(0xE0, eax);
+                a.mov(rax, cr2); a.@out(0xE0, eax);
+                CpuHarness.EmitExit(a, 0);
+            });
+            SetUpTables(h, HandlerAddress);
+            var r = h.Run();
+            Assert.That(r.Kind, Is.EqualTo(StopKind.StopRequested), r.Report);
+            Assert.That(h.Cpu.Cr2, Is.EqualTo(0x4000_0000UL));
+            return (h.Console.Values.ToArray(), h.Cpu.InstructionsRetired, h.Stop.ExitStatus);
+        }
+        var load = RunWith(a => a.mov(rbx, __qword_ptr[rax]));
+        var store = RunWith(a => { if (width == "byte") a.mov(__byte_ptr[rax], 1); else a.mov(__qword_ptr[rax], rbx); });
+        Assert.That(store.Exit, Is.EqualTo(load.Exit));
+        Assert.That(store.Retired, Is.EqualTo(load.Retired), "the faulting store does not retire, the code after it does not run");
+        Assert.That(store.Values[0], Is.EqualTo(2), "error code: not present, write, supervisor");
+        Assert.That(store.Values[1..], Is.EqualTo(load.Values[1..]));
+    }
+
     // The handler starts right after "mov rax, imm64; mov rbx, [rax]; mov al, 9; out 0xEB, al" = 10 + 3 + 2 + 2 bytes.
     private const ulong HandlerAddress = CpuHarness.CodeBase + 17;
 

@@ -1,0 +1,45 @@
+using HwMemModel.Mmu;
+
+namespace HwMemModel.Cpu;
+
+/// <summary>
+/// Page faults of plain stores delivered without a .NET exception. A MOV to memory changes nothing before its store,
+/// so when the store faults the exception can be delivered right there (RIP back to the instruction, CR2, the IDT
+/// gate) and the decoded block abandoned, exactly as the exception path does it. Demand paging is the common case
+/// this serves: the first write to each page of a fresh mapping.
+/// </summary>
+public sealed partial class X86Cpu
+{
+    private void StoreOrDeliver(ulong lin, int size, ulong v) => StoreOrDeliver(lin, size, v, Context.Cpl == 3 ? Privilege.User : Privilege.Supervisor, false);
+
+    private void StoreOrDeliver(ulong lin, int size, ulong v, Privilege priv, bool stack)
+    {
+        if (Trace is not null)
+        {
+            WriteLinear(lin, size, v, priv, stack); // traced runs keep the one reporting path
+            return;
+        }
+        if (_bitness != 64) lin &= 0xFFFF_FFFF;
+        if (_mmu.TryWriteFast(lin, size, v, priv)) return;
+        var r = _mmu.Write(lin, size, v, priv);
+        if (r.Ok) return;
+        if (!r.Fault.IsFault || r.Fault.Kind != FaultKind.PageFault)
+        {
+            AccessFailed(r, lin, size, AccessKind.Write, stack); // throws, or reports a bus error
+            return;
+        }
+        _rip = _curIp;
+        _cr2 = r.Fault.Address;
+        _deliveringVector = -1;
+        try
+        {
+            Deliver(Vectors.PF, _protected, (uint)r.Fault.ErrorCode, _curIp, software: false);
+        }
+        catch (GuestFaultException inner)
+        {
+            throw new MachineStopException(StopKind.TripleFault, $"triple fault: {Vectors.Name(inner.Vector)} while delivering {Vectors.Name(Vectors.PF)} at {Where()}");
+        }
+        _blockBroken = true; // the rest of the block does not run: the handler is next
+        _retired--;          // the block loop counts the instruction, which did not retire
+    }
+}
