@@ -192,9 +192,11 @@ public sealed partial class X86Cpu
         _rip = _bitness == 64 ? ip : ip & (cs.Big ? 0xFFFF_FFFFUL : 0xFFFF);
     }
 
+    private static readonly SegmentIndex[] DataSegments = [SegmentIndex.ES, SegmentIndex.DS, SegmentIndex.FS, SegmentIndex.GS];
+
     private void ClearDataSegmentsForOuterLevel()
     {
-        foreach (var s in new[] { SegmentIndex.ES, SegmentIndex.DS, SegmentIndex.FS, SegmentIndex.GS })
+        foreach (var s in DataSegments)
         {
             ref var r = ref Seg[(int)s];
             bool conformingCode = r.IsCode && (r.Attributes & 4) != 0;
