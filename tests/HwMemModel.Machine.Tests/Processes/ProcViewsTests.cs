@@ -55,6 +55,21 @@ public sealed class ProcViewsTests
     }
 
     [Test]
+    public void Every_VMA_and_mm_is_an_object_of_its_kmem_cache_in_slabinfo()
+    {
+        var (h, t, _) = MapAndTouch();
+        static long Active(string slabinfo, string cache) =>
+            long.Parse(slabinfo.Split('\n').Single(l => l.StartsWith(cache + " ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+        string info = h.Kernel.FormatSlabInfo();
+        Assert.That(Active(info, "vm_area_struct"), Is.EqualTo(t.Mm!.Areas.Count));
+        Assert.That(Active(info, "mm_struct"), Is.EqualTo(1));
+        h.Kernel.DoFork(t);
+        info = h.Kernel.FormatSlabInfo();
+        Assert.That(Active(info, "vm_area_struct"), Is.EqualTo(2 * t.Mm.Areas.Count), "fork copies every VMA");
+        Assert.That(Active(info, "mm_struct"), Is.EqualTo(2));
+    }
+
+    [Test]
     public void Status_reports_rss_by_kind_and_fault_counts()
     {
         var (h, t, _) = MapAndTouch();
