@@ -163,12 +163,8 @@ public sealed class ProcessMachine
         }
         // IRET frame on the entry stack: RIP, CS, RFLAGS, RSP, SS.
         ulong frame = _layout.EntryStackTop(0) - 40;
-        var m = Kernel.Memory;
-        m.Write(frame, 8, regs.Rip);
-        m.Write(frame + 8, 8, UserEntryLayout.UserCs);
-        m.Write(frame + 16, 8, (regs.Rflags & 0x3F_7FD7) | 0x202);
-        m.Write(frame + 24, 8, regs.Rsp);
-        m.Write(frame + 32, 8, UserEntryLayout.UserDs);
+        Span<ulong> words = [regs.Rip, UserEntryLayout.UserCs, (regs.Rflags & 0x3F_7FD7) | 0x202, regs.Rsp, UserEntryLayout.UserDs];
+        Kernel.Memory.WriteBytes(frame, System.Runtime.InteropServices.MemoryMarshal.AsBytes(words));
         Cpu.SetRegister(4, frame);
         Cpu.Rflags = 0x2;
         Cpu.Rip = _layout.IretStub;
@@ -201,7 +197,9 @@ public sealed class ProcessMachine
         var m = Kernel.Memory;
         ulong error = 0;
         if (KernelModel.HasErrorCode(vector)) { error = m.Read(sp, 8); sp += 8; }
-        ulong uRip = m.Read(sp, 8), uCs = m.Read(sp + 8, 8), uFlags = m.Read(sp + 16, 8), uRsp = m.Read(sp + 24, 8);
+        Span<ulong> frame = stackalloc ulong[4];
+        m.ReadBytes(sp, System.Runtime.InteropServices.MemoryMarshal.AsBytes(frame));
+        ulong uRip = frame[0], uCs = frame[1], uFlags = frame[2], uRsp = frame[3];
         if ((uCs & 3) != 3)
         {
             // An exception in the entry path itself is a defect of the model, not of the program.
