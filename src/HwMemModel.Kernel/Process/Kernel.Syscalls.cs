@@ -308,6 +308,7 @@ public sealed partial class Kernel
         var (file, e) = sb.Lookup(path);
         if (file is null) return e;
         if (file.IsDirectory) return -Errno.EACCES;
+        if (!IsExecutable(file)) return -Errno.EACCES; // may_open: a regular file without an execute bit
         try
         {
             ExecInto(t, file, argv, envp);
