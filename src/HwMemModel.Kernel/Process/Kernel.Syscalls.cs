@@ -88,7 +88,10 @@ public sealed partial class Kernel
             case 56: return SysClone(t, a0, a1, a2, a3);
             case 57: return DoFork(t);
             case 59: return SysExecve(t, a0, a1, a2);
-            case 60: case 231: DoExit(t, (int)(a0 & 0xFF) << 8); return NoReturn;
+            case 60: case 231:
+                SyscallTrace?.WriteLine($"[pid {t.Pid}] {SyscallTable.Name(nr)}({(int)a0}) = ?"); // strace: the call does not return
+                DoExit(t, (int)(a0 & 0xFF) << 8);
+                return NoReturn;
             case 61:
                 {
                     long w = DoWait4(t, (int)a0, a1, (int)a2, a3);
