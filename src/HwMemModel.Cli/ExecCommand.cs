@@ -78,6 +78,11 @@ public static class ExecCommand
         {
             guestPath = program;
         }
+        else if (Directory.Exists(program))
+        {
+            stderr.WriteLine($"hwmem exec: {program}: is a directory, not a program.");
+            return ExitCannotExecute;
+        }
         else
         {
             stderr.WriteLine($"hwmem exec: {program}: no such file{(root is null ? "" : $" (neither on the host nor inside --root {root})")}.");

@@ -105,10 +105,25 @@ public sealed partial class Kernel
             string what = image.Length >= 2 && image[0] == '#' && image[1] == '!' ? "a script (#!), not an ELF file" : "not an ELF file (no \\x7fELF magic)";
             throw new ExecFormatException($"{path}: {what}; {Rule}", -Errno.ENOEXEC);
         }
-        if (image.Length < 64 || image[4] != 2)
+        if (image.Length < 64)
+            throw new ExecFormatException($"{path}: a truncated ELF file ({image.Length} bytes, shorter than the 64-byte ELF header); {Rule}", -Errno.ENOEXEC);
+        if (image[4] != 2)
             throw new ExecFormatException($"{path}: a 32-bit ELF file (ELFCLASS32); {Rule}", -Errno.ENOEXEC);
         if (image[5] != 1)
             throw new ExecFormatException($"{path}: a big-endian ELF file; {Rule}", -Errno.ENOEXEC);
+        // The program headers and the file part of every PT_LOAD must lie inside the file (Linux reads no more).
+        ulong phoffRaw = BitConverter.ToUInt64(image, 32);
+        int phnumRaw = BitConverter.ToUInt16(image, 56), phentsize = BitConverter.ToUInt16(image, 54);
+        if (phentsize == 56 && (phoffRaw > (ulong)image.Length || (ulong)image.Length - phoffRaw < (ulong)phnumRaw * 56))
+            throw new ExecFormatException($"{path}: a truncated ELF file ({image.Length} bytes; its program headers end at 0x{phoffRaw + (ulong)phnumRaw * 56:x}); {Rule}", -Errno.ENOEXEC);
+        for (int i = 0; phentsize == 56 && i < phnumRaw; i++)
+        {
+            int o = (int)phoffRaw + i * 56;
+            if (BitConverter.ToUInt32(image, o) != 1) continue;
+            ulong off = BitConverter.ToUInt64(image, o + 8), fsz = BitConverter.ToUInt64(image, o + 32);
+            if (off + fsz < off || off + fsz > (ulong)image.Length)
+                throw new ExecFormatException($"{path}: a truncated ELF file ({image.Length} bytes; the PT_LOAD segment at 0x{BitConverter.ToUInt64(image, o + 16):x} needs bytes up to 0x{off + fsz:x}); {Rule}", -Errno.ENOEXEC);
+        }
         IELF? elfAny = null;
         try
         {
@@ -198,7 +213,8 @@ public sealed partial class Kernel
             + (ulong)envp.Sum(e => Encoding.UTF8.GetByteCount(e) + 1) + (ulong)argv.Sum(a => Encoding.UTF8.GetByteCount(a) + 1);
         if (argBytes > StackRlimit / 4) throw new ExecFormatException($"{file.GuestPath}: arguments and environment take {argBytes} bytes; at most {StackRlimit / 4} (a quarter of the stack limit) are allowed", -Errno.E2BIG);
         ulong p = StackTop - 8;
-        ulong stackLow = ((p - argBytes - 4096) & ~PageMask) - (128UL << 10);
+        // setup_arg_pages: the pages the strings occupy plus stack_expand (128 KiB) below them.
+        ulong stackLow = ((StackTop - argBytes) & ~PageMask) - (128UL << 10);
         var stack = NewVma(mm, stackLow, StackTop, VmaFlags.Read | VmaFlags.Write | VmaFlags.MayRead | VmaFlags.MayWrite | VmaFlags.MayExec | VmaFlags.GrowsDown | VmaFlags.Account, name: "[stack]");
         mm.Committed += (long)(stack.Size >> 12);
         ulong PushString(string s)

@@ -65,7 +65,7 @@ public sealed partial class Kernel
     /// anonymous or from <paramref name="file"/>, private or shared. Returns the address or a negative errno, with
     /// Linux's rules: EINVAL for a zero length, an unaligned offset or fixed address, or neither/both of
     /// MAP_SHARED/MAP_PRIVATE; ENOMEM when the range leaves user space, no gap is large enough, or a private writable
-    /// mapping asks for more than RAM (the overcommit heuristic); EACCES for a writable shared mapping of a read-only
+    /// (or shared anonymous) mapping asks for more than RAM (the overcommit heuristic); EACCES for a writable shared mapping of a read-only
     /// file; EEXIST for MAP_FIXED_NOREPLACE over a mapping.
     /// </summary>
     public long DoMmap(TaskStruct task, ulong addr, ulong len, int prot, int flags, OpenFile? file, ulong offset)
@@ -115,6 +115,8 @@ public sealed partial class Kernel
             if ((long)(size >> 12) > TotalRamPages) return -Errno.ENOMEM;
             vmFlags |= VmaFlags.Account;
         }
+        // shmem_acct_size: a shared anonymous mapping is charged to its shmem object, with the same heuristic.
+        if (anon && shared && (flags & Mman.MapNoReserve) == 0 && (long)(size >> 12) > TotalRamPages) return -Errno.ENOMEM;
         if (fixedAddr) UnmapRange(mm, addr, addr + size);
         VmArea v;
         try

@@ -89,7 +89,7 @@ public sealed partial class Kernel
             case 57: return DoFork(t);
             case 59: return SysExecve(t, a0, a1, a2);
             case 60: case 231:
-                SyscallTrace?.WriteLine($"[pid {t.Pid}] {SyscallTable.Name(nr)}({(long)a0}) = ?");
+                SyscallTrace?.WriteLine($"[pid {t.Pid}] {SyscallTable.Name(nr)}({(int)a0}) = ?"); // strace: the call does not return
                 DoExit(t, (int)(a0 & 0xFF) << 8);
                 return NoReturn;
             case 61:
@@ -311,6 +311,7 @@ public sealed partial class Kernel
         var (file, e) = sb.Lookup(path);
         if (file is null) return e;
         if (file.IsDirectory) return -Errno.EACCES;
+        if (!IsExecutable(file)) return -Errno.EACCES; // may_open: a regular file without an execute bit
         try
         {
             ExecInto(t, file, argv, envp);

@@ -35,6 +35,35 @@ internal static class TestPrograms
     /// <summary>Builds a program without a C library (gcc -nostdlib -static, general-purpose registers only).</summary>
     public static string Raw(string name) => Build(name, "gcc", "-nostdlib -static -O1 -mgeneral-regs-only -fno-stack-protector -fno-pie -no-pie", "apt-get install gcc");
 
+    /// <summary>The host path of a guest path inside <see cref="Root"/>.</summary>
+    public static string HostPath(string guestPath) => Path.Combine(Root, guestPath.TrimStart('/'));
+
+    /// <summary>Writes <paramref name="bytes"/> to the guest path <paramref name="guestPath"/> (mode 0755 when <paramref name="executable"/>).</summary>
+    public static string Put(string guestPath, byte[] bytes, bool executable = true)
+    {
+        string host = HostPath(guestPath);
+        Directory.CreateDirectory(Path.GetDirectoryName(host)!);
+        File.WriteAllBytes(host, bytes);
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(host, executable ? (UnixFileMode)0b111_101_101 : (UnixFileMode)0b110_100_100);
+        return guestPath;
+    }
+
+    /// <summary>Runs the built program <paramref name="guestProgram"/> natively on the host: its exit code (128 + N for signal N) and standard output.</summary>
+    public static (int ExitCode, string Stdout) RunNative(string guestProgram, params string[] args)
+    {
+        var psi = new ProcessStartInfo(HostPath(guestProgram)) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd();
+        p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return (p.ExitCode, output);
+    }
+
+    /// <summary>Builds a program with the host's plain gcc (dynamically linked against glibc, with PT_INTERP).</summary>
+    public static string Dynamic(string name) => Build(name, "gcc", "-O1", "apt-get install gcc");
+
     private static string Build(string name, string compiler, string flags, string install)
     {
         string src = SourcePath(name);
