@@ -90,8 +90,8 @@ public static class ExecCommand
         }
 
         var m = new ProcessMachine(new ProcessMachineOptions { Root = root, RamSize = ram, MaxInstructions = max ?? 10_000_000_000 });
-        var outStream = rawStdout ?? new TextWriterStream(stdout);
-        var errStream = new TextWriterStream(stderr);
+        var outStream = rawStdout ?? new TextWriterStream(stdout, Encoding.UTF8);
+        var errStream = new TextWriterStream(stderr, Encoding.UTF8);
         m.Kernel.Streams = new ProcessStreams { Stdout = outStream, Stderr = errStream };
         if (traceSyscalls) m.Kernel.SyscallTrace = stderr;
         if (traceFaults) m.FaultTrace = stderr;
@@ -123,26 +123,5 @@ public static class ExecCommand
             return result.Report.StartsWith("instruction budget", StringComparison.Ordinal) ? RunCommand.ExitInstructionLimit : RunCommand.ExitNotModelled;
         }
         return result.ExitStatus;
-    }
-
-    /// <summary>Bytes written by the program, decoded as UTF-8 onto a TextWriter (tests and redirected hosts).</summary>
-    private sealed class TextWriterStream(TextWriter writer) : Stream
-    {
-        private readonly Decoder _decoder = Encoding.UTF8.GetDecoder();
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() => writer.Flush();
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count)
-        {
-            var chars = new char[_decoder.GetCharCount(buffer, offset, count)];
-            _decoder.GetChars(buffer, offset, count, chars, 0);
-            writer.Write(chars);
-        }
     }
 }

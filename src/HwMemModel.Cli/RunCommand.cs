@@ -212,9 +212,13 @@ public static class RunCommand
     }
 }
 
-/// <summary>A write-only stream that passes bytes to a <see cref="TextWriter"/> one character per byte (Latin-1).</summary>
-internal sealed class TextWriterStream(TextWriter writer) : Stream
+/// <summary>
+/// A write-only stream that passes bytes to a <see cref="TextWriter"/>: one character per byte (Latin-1, for serial
+/// output) unless another encoding is given (UTF-8 for a user program's output; sequences split across writes are kept).
+/// </summary>
+internal sealed class TextWriterStream(TextWriter writer, Encoding? encoding = null) : Stream
 {
+    private readonly Decoder _decoder = (encoding ?? Encoding.Latin1).GetDecoder();
     public override bool CanRead => false;
     public override bool CanSeek => false;
     public override bool CanWrite => true;
@@ -224,5 +228,10 @@ internal sealed class TextWriterStream(TextWriter writer) : Stream
     public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
     public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => writer.Write(Encoding.Latin1.GetString(buffer, offset, count));
+    public override void Write(byte[] buffer, int offset, int count)
+    {
+        var chars = new char[_decoder.GetCharCount(buffer, offset, count)];
+        _decoder.GetChars(buffer, offset, count, chars, 0);
+        writer.Write(chars);
+    }
 }

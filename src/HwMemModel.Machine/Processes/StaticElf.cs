@@ -69,16 +69,7 @@ public static class StaticElf
     public static byte[] TouchPages(int pages) => Build(a =>
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(pages, 1);
-        Syscall6(a, 9, 0, (ulong)pages * 4096, 3, 0x22, ulong.MaxValue, 0); // mmap(0, len, RW, PRIVATE|ANON, -1, 0)
-        a.mov(AssemblerRegisters.rbx, AssemblerRegisters.rax);
-        a.mov(AssemblerRegisters.r12, AssemblerRegisters.rax);
-        a.mov(AssemblerRegisters.r13, (ulong)pages);
-        var loop = a.CreateLabel();
-        a.Label(ref loop);
-        a.mov(AssemblerRegisters.__byte_ptr[AssemblerRegisters.rbx], 1);
-        a.add(AssemblerRegisters.rbx, 4096);
-        a.dec(AssemblerRegisters.r13);
-        a.jnz(loop);
+        MapAndTouch(a, (ulong)pages * 4096);
         a.mov(AssemblerRegisters.rdi, AssemblerRegisters.r12);
         a.mov(AssemblerRegisters.rsi, (ulong)pages * 4096);
         a.mov(AssemblerRegisters.eax, 11); // munmap
@@ -94,16 +85,7 @@ public static class StaticElf
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(mebibytes, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(forks, 1);
-        ulong len = (ulong)mebibytes << 20;
-        Syscall6(a, 9, 0, len, 3, 0x22, ulong.MaxValue, 0);
-        a.mov(AssemblerRegisters.rbx, AssemblerRegisters.rax);
-        a.mov(AssemblerRegisters.r13, len / 4096);
-        var touch = a.CreateLabel();
-        a.Label(ref touch);
-        a.mov(AssemblerRegisters.__byte_ptr[AssemblerRegisters.rbx], 1);
-        a.add(AssemblerRegisters.rbx, 4096);
-        a.dec(AssemblerRegisters.r13);
-        a.jnz(touch);
+        MapAndTouch(a, (ulong)mebibytes << 20);
         a.mov(AssemblerRegisters.r12, (ulong)forks);
         var again = a.CreateLabel();
         var child = a.CreateLabel();
@@ -124,6 +106,21 @@ public static class StaticElf
         a.Label(ref child);
         Exit(a);
     });
+
+    /// <summary>mmap(0, len, RW, PRIVATE|ANON, -1, 0) into R12, then one byte written to each page.</summary>
+    private static void MapAndTouch(Assembler a, ulong len)
+    {
+        Syscall6(a, 9, 0, len, 3, 0x22, ulong.MaxValue, 0);
+        a.mov(AssemblerRegisters.rbx, AssemblerRegisters.rax);
+        a.mov(AssemblerRegisters.r12, AssemblerRegisters.rax);
+        a.mov(AssemblerRegisters.r13, len / 4096);
+        var loop = a.CreateLabel();
+        a.Label(ref loop);
+        a.mov(AssemblerRegisters.__byte_ptr[AssemblerRegisters.rbx], 1);
+        a.add(AssemblerRegisters.rbx, 4096);
+        a.dec(AssemblerRegisters.r13);
+        a.jnz(loop);
+    }
 
     private static void Syscall6(Assembler a, int nr, ulong a0, ulong a1, ulong a2, ulong a3, ulong a4, ulong a5)
     {
