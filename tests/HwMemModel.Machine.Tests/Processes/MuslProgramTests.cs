@@ -83,6 +83,19 @@ public sealed class MuslProgramTests
     }
 
     [Test]
+    public void Child_execs_another_program_and_the_parent_collects_its_status()
+    {
+        string spawn = TestPrograms.Musl("spawn"), hello = TestPrograms.Musl("hello");
+        var h = new ProcessHarness();
+        var before = h.Baseline();
+        var (r, t) = h.Run(spawn, hello);
+        Assert.That(r.ExitStatus, Is.Zero);
+        Assert.That(h.Out, Is.EqualTo($"hello, world\nargc=2 argv[0]={hello}\nchild {t.Pid + 1} exited with 0\n"));
+        Assert.That(h.Trace.ToString(), Does.Contain($"[pid {t.Pid + 1}] execve(\"{hello}\", [\"{hello}\", \"from-child\"]) = 0"));
+        Assert.That(h.Baseline(), Is.EqualTo(before), "the child's first image, its exec'd image and the parent all freed");
+    }
+
+    [Test]
     public void Null_dereference_kills_with_SIGSEGV_and_the_kernel_line()
     {
         string prog = TestPrograms.Musl("null_deref");
