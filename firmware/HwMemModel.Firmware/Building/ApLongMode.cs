@@ -57,20 +57,7 @@ internal static class ApLongMode
         a.mov(ds, ax);
         a.mov(es, ax);
         a.mov(ss, ax);
-        a.mov(eax, cr4);
-        a.or(eax, Cr4Pae);
-        a.mov(cr4, eax);
-        a.mov(eax, BiosRom.Pml4);
-        a.mov(cr3, eax);
-        a.mov(ecx, Platform.MsrEfer);
-        a.rdmsr();
-        a.or(eax, EferLme);
-        a.wrmsr();
-        a.mov(eax, cr0);
-        a.and(eax, ~(Cr0Cd | Cr0Nw));
-        a.or(eax, Cr0Pg);
-        a.mov(cr0, eax);
-        a.jmp(Gdt.Code64, Entry64);
+        LongMode.EmitSwitch(a, BiosRom.Pml4, Entry64);
     });
 
     /// <summary>

@@ -79,6 +79,15 @@ internal static class LongMode
         a.dec(ecx);
         a.jnz(fill);
 
+        EmitSwitch(a, pml4, entry64);
+    }
+
+    /// <summary>
+    /// 32-bit code: with page tables at <paramref name="pml4"/> already built, sets CR4.PAE, CR3, EFER.LME, clears
+    /// CR0.CD/NW, sets CR0.PG and jumps to <paramref name="entry64"/> with the 64-bit code selector.
+    /// </summary>
+    public static void EmitSwitch(Iced.Intel.Assembler a, uint pml4, ulong entry64)
+    {
         a.mov(eax, cr4);
         a.or(eax, Cr4Pae);
         a.mov(cr4, eax);

@@ -59,14 +59,7 @@ internal static class SmpImage
         a.jnz(l);
     }
 
-    private static byte[] Assemble(int bitness, ulong origin, Action<Assembler> emit)
-    {
-        var a = new Assembler(bitness);
-        emit(a);
-        var stream = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(stream), origin);
-        return stream.ToArray();
-    }
+    private static byte[] Assemble(int bitness, ulong origin, Action<Assembler> emit) => ApLongMode.Assemble(bitness, origin, emit);
 
     /// <summary>The AP's real-mode code at 0800:0000: count itself in, then enter 32-bit protected mode at <see cref="Code32"/>.</summary>
     private static byte[] Trampoline16() => Assemble(16, Trampoline, a =>
