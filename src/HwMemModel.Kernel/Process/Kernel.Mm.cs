@@ -97,6 +97,30 @@ public sealed partial class Kernel
     }
 
     /// <summary>
+    /// The physical address of the PTE for <paramref name="va"/>, or 0 with <paramref name="next"/> set to the first
+    /// address past the absent table at the highest level where the walk stops (so a sparse range is skipped a PML4,
+    /// PDPT or page-directory entry at a time, not 2 MiB at a time).
+    /// </summary>
+    internal ulong UserPteOrNext(MmStruct mm, ulong va, out ulong next)
+    {
+        ulong table = mm.Pgd;
+        for (int l = PageTables.Levels; l > 1; l--)
+        {
+            ulong e = ReadPhys(table + ((va >> PageGeometry.LevelShift(l)) & 511) * 8);
+            if ((e & PtePresent) == 0)
+            {
+                ulong span = 1UL << PageGeometry.LevelShift(l);
+                next = (va & ~(span - 1)) + span;
+                if (next < va) next = ulong.MaxValue; // the end of the address space
+                return 0;
+            }
+            table = e & PteAddr;
+        }
+        next = va + 4096;
+        return table + ((va >> 12) & 511) * 8;
+    }
+
+    /// <summary>
     /// free_pgtables: frees the page-table pages under [<paramref name="lo"/>, <paramref name="hi"/>) below
     /// <paramref name="table"/> (a table at <paramref name="level"/> whose first entry maps <paramref name="baseVa"/>)
     /// that hold no entries — a table with no entries is used by no VMA. Only the user half of the PGD is visited.
@@ -238,8 +262,7 @@ public sealed partial class Kernel
     {
         mm.Vmas.Remove(v);
         if (v.Shmem is { } s && --s.Users == 0)
-            foreach (ulong pa in s.Pages)
-                if (pa != 0) PutUserPage(pa);
+            foreach (ulong pa in s.Pages.Values) PutUserPage(pa);
         KmemCacheFree(User.VmCache, v.SlabObject, "vm_area_free");
     }
 
@@ -287,7 +310,8 @@ public sealed partial class Kernel
         for (ulong va = start; va < end;)
         {
             ulong chunkEnd = Math.Min(end, (va + (1UL << 21)) & ~((1UL << 21) - 1));
-            ulong pte = UserPte(mm, va, allocate: false);
+            ulong pte = UserPteOrNext(mm, va, out ulong skip);
+            if (pte == 0) chunkEnd = Math.Min(end, skip);
             if (pte != 0)
             {
                 ulong tablePa = pte & ~PageMask;

@@ -125,7 +125,7 @@ public sealed partial class Kernel
         }
         catch (OutOfMemoryInKernel) { return -Errno.ENOMEM; }
         if (account) mm.Committed += (long)(size >> 12);
-        if (anon && shared) v.Shmem = new SharedAnon(size >> 12) { Users = 1 };
+        if (anon && shared) v.Shmem = new SharedAnon { Users = 1 };
         else if (anon) v = MergeVma(mm, v);
         if ((flags & Mman.MapPopulate) != 0) Populate(task, addr, addr + size, (prot & Mman.ProtWrite) != 0);
         return (long)addr;
@@ -240,8 +240,8 @@ public sealed partial class Kernel
     {
         for (ulong va = v.Start; va < v.End;)
         {
-            ulong ptePa = UserPte(mm, va, allocate: false);
-            if (ptePa == 0) { va = (va + (1UL << 21)) & ~((1UL << 21) - 1); continue; }
+            ulong ptePa = UserPteOrNext(mm, va, out ulong next);
+            if (ptePa == 0) { va = next; continue; }
             ulong pte = ReadPhys(ptePa);
             if ((pte & (PtePresent | PteProtNone)) != 0)
             {

@@ -56,10 +56,10 @@ public sealed partial class Kernel
         long rss = 0, pss = 0, pssDirty = 0, sc = 0, sd = 0, pc = 0, pd = 0, refd = 0, anon = 0;
         for (ulong va = v.Start; va < v.End;)
         {
-            ulong ptePa = UserPte(mm, va, allocate: false);
-            if (ptePa == 0) { va = (va + (1UL << 21)) & ~((1UL << 21) - 1); continue; }
+            ulong ptePa = UserPteOrNext(mm, va, out ulong next);
+            va = next;
+            if (ptePa == 0) continue;
             ulong pte = ReadPhys(ptePa);
-            va += 4096;
             if ((pte & PtePresent) == 0) continue;
             ulong pa = pte & PteAddr;
             if (pa == User.ZeroPage) continue; // vm_normal_page: the zero page is not counted

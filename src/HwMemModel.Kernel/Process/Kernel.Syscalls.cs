@@ -331,13 +331,16 @@ public sealed partial class Kernel
         error = 0;
         var list = new List<string>();
         if (va == 0) return list;
+        long total = 0;
         for (int i = 0; ; i++)
         {
             if (i > 4096) { error = -Errno.E2BIG; return null; }
             if (GetUser64(t, va + (ulong)i * 8) is not { } p) { error = -Errno.EFAULT; return null; }
             if (p == 0) return list;
-            var (s, e) = StrncpyFromUser(t, p, 128 * 1024);
-            if (s is null) { error = e; return null; }
+            var (s, e) = StrncpyFromUser(t, p, 128 * 1024); // MAX_ARG_STRLEN
+            if (s is null) { error = e == -Errno.ENAMETOOLONG ? -Errno.E2BIG : e; return null; }
+            total += s.Length + 1;
+            if (total > (long)(StackRlimit / 4)) { error = -Errno.E2BIG; return null; } // a quarter of the stack limit, as Linux
             list.Add(s);
         }
     }

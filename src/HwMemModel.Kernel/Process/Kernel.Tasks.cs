@@ -102,8 +102,8 @@ public sealed partial class Kernel
         {
             ulong tableEnd = (va + (1UL << 21)) & ~((1UL << 21) - 1);
             ulong end = Math.Min(tableEnd, v.End);
-            ulong sPte = UserPte(src, va, allocate: false);
-            if (sPte == 0) { va = end; continue; }
+            ulong sPte = UserPteOrNext(src, va, out ulong next);
+            if (sPte == 0) { va = Math.Min(next, v.End); continue; }
             ulong sTable = sPte & ~0xFFFUL;
             Memory.ReadBytes(PhysToVirt(sTable), sp);
             int first = (int)((va >> 12) & 511), last = (int)(((end - 1) >> 12) & 511);

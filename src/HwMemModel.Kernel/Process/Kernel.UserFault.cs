@@ -98,8 +98,7 @@ public sealed partial class Kernel
         ulong index = ((va - vma.Start) >> 12) + vma.PageOffset;
         if (vma.Shmem is { } shm)
         {
-            ulong pa = shm.Pages[index];
-            if (pa == 0)
+            if (!shm.Pages.TryGetValue(index, out ulong pa))
             {
                 pa = AllocUserPage(PageKind.Shmem, zero: true, "shmem_alloc_page") ?? throw new OutOfMemoryInKernel();
                 shm.Pages[index] = pa; // the object's own reference

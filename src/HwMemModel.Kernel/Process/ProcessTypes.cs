@@ -109,12 +109,14 @@ public sealed class VmArea
     public override string ToString() => $"{Start:x}-{End:x} {Flags}";
 }
 
-/// <summary>The pages of a MAP_SHARED|MAP_ANONYMOUS object (shmem), shared by every mapping of it (after fork too).</summary>
+/// <summary>
+/// The pages of a MAP_SHARED|MAP_ANONYMOUS object (shmem), shared by every mapping of it (after fork too). Only the
+/// pages touched so far are recorded, so a large (MAP_NORESERVE) object costs nothing until it is used.
+/// </summary>
 internal sealed class SharedAnon
 {
-    public SharedAnon(ulong pages) => Pages = new ulong[pages];
-    /// <summary>Physical address of each page, 0 while not yet touched.</summary>
-    public ulong[] Pages;
+    /// <summary>Physical address of each touched page, by page index in the object.</summary>
+    public readonly Dictionary<ulong, ulong> Pages = [];
     /// <summary>VMAs mapping it.</summary>
     public int Users;
 }

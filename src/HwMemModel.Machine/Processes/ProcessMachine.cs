@@ -202,8 +202,11 @@ public sealed class ProcessMachine
         ulong uRip = frame[0], uCs = frame[1], uFlags = frame[2], uRsp = frame[3];
         if ((uCs & 3) != 3)
         {
-            // An exception in the entry path itself is a defect of the model, not of the program.
-            throw new InvalidOperationException($"exception {vector} in kernel mode at 0x{uRip:x} (error 0x{error:x}, CR2 0x{Cpu.Cr2:x}) while returning to {task}");
+            // The return to user mode itself faulted: the registers the task would resume with cannot be used (a
+            // non-canonical RIP from a bad ELF entry point, say). As Linux does for a bad IRET, the task gets SIGSEGV.
+            Kernel.KillTask(task, Signals.SIGSEGV,
+                $"{task.Comm}[{task.Pid}]: bad return to user mode: exception {vector} (error 0x{error:x}) at 0x{uRip:x} resuming RIP 0x{task.Regs.Rip:x}");
+            return;
         }
         SaveUserRegisters(task, uRip, uFlags, uRsp);
         if (vector == 14 && FaultTrace is { } w)
