@@ -447,7 +447,7 @@ public sealed partial class X86Cpu
             case FastKind.Nop:
                 return true;
             case FastKind.MovRM:
-                SetGpr(f.Dst, size, FastRead(FastEa(ref f), size));
+                if (TryLoadOrDeliver(FastEa(ref f), size, out ulong loaded)) SetGpr(f.Dst, size, loaded);
                 return true;
             case FastKind.MovMR:
                 StoreOrDeliver(FastEa(ref f), size, G(f.Src));

@@ -92,6 +92,32 @@ public class ExceptionTests
         Assert.That(store.Values[1..], Is.EqualTo(load.Values[1..]));
     }
 
+    [TestCase(8)]
+    [TestCase(4)]
+    public void Faulting_load_leaves_its_destination_register_unchanged(int size)
+    {
+        var h = new CpuHarness();
+        h.Start64(a =>
+        {
+            a.mov(rbx, 0x1122_3344_5566_7788UL);
+            a.mov(rax, 0x4000_0000UL);
+            if (size == 8) a.mov(rbx, __qword_ptr[rax]); else a.mov(ebx, __dword_ptr[rax]);
+            CpuHarness.EmitExit(a, 9);
+        });
+        ulong handler = CpuHarness.CodeBase + 10 + 10 + (size == 8 ? 3u : 2u) + 4;
+        h.Bus.LoadImage(handler, CpuHarness.Assemble(64, handler, a =>
+        {
+            a.mov(rax, rbx); a.@out(0xE0, eax);
+            a.shr(rax, 32); a.@out(0xE0, eax);
+            CpuHarness.EmitExit(a, 0);
+        }));
+        SetUpTables(h, handler);
+        var r = h.Run();
+        Assert.That(r.Kind, Is.EqualTo(StopKind.StopRequested), r.Report);
+        Assert.That(h.Stop.ExitStatus, Is.EqualTo(1), "the handler ran");
+        Assert.That(h.Console.Values, Is.EqualTo(new ulong[] { 0x5566_7788, 0x1122_3344 }), "a faulting load writes nothing, not even the zero-extension of a 32-bit load");
+    }
+
     // The handler starts right after "mov rax, imm64; mov rbx, [rax]; mov al, 9; out 0xEB, al" = 10 + 3 + 2 + 2 bytes.
     private const ulong HandlerAddress = CpuHarness.CodeBase + 17;
 
