@@ -276,14 +276,13 @@ public sealed partial class Kernel
 
     private long SysClone(TaskStruct t, ulong flags, ulong newsp, ulong parentTid, ulong childTid)
     {
-        const ulong CLONE_VM = 0x100, CLONE_THREAD = 0x10000, CLONE_VFORK = 0x4000, CLONE_PARENT_SETTID = 0x100000, CLONE_CHILD_SETTID = 0x1000000, CLONE_CHILD_CLEARTID = 0x200000;
+        const ulong CLONE_VM = 0x100, CLONE_THREAD = 0x10000, CLONE_PARENT_SETTID = 0x100000, CLONE_CHILD_SETTID = 0x1000000, CLONE_CHILD_CLEARTID = 0x200000;
         if ((flags & (CLONE_VM | CLONE_THREAD)) != 0)
         {
             if (User.ReportedSyscalls.Add("clone:CLONE_VM"))
                 Log.Print($"{t.Comm}[{t.Pid}]: clone with CLONE_VM or CLONE_THREAD (threads, vfork) is not modelled; returning -ENOSYS");
             return -Errno.ENOSYS;
         }
-        _ = CLONE_VFORK;
         long pid = DoFork(t, newsp);
         if (pid < 0) return pid;
         var child = User.Tasks[(int)pid];

@@ -44,6 +44,7 @@ public sealed class SandboxFile
         Length = isDirectory ? 0 : new FileInfo(hostPath).Length;
     }
 
+
     /// <summary>The path inside the sandbox ("/bin/prog").</summary>
     public string GuestPath { get; }
     /// <summary>The host path.</summary>
@@ -58,16 +59,23 @@ public sealed class SandboxFile
     /// <summary>Reads up to <paramref name="buffer"/>.Length bytes at <paramref name="offset"/>; bytes past the end read as zero and are not counted.</summary>
     public int Read(long offset, Span<byte> buffer)
     {
-        if (IsDirectory || offset >= Length) return 0;
-        using var fs = new FileStream(HostPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
-        fs.Position = offset;
+        if (IsDirectory || offset < 0 || offset >= Length) return 0;
         int total = 0;
-        int want = (int)Math.Min(buffer.Length, Length - offset);
-        while (total < want)
+        try
         {
-            int n = fs.Read(buffer[total..want]);
-            if (n == 0) break;
-            total += n;
+            using var fs = new FileStream(HostPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
+            fs.Position = offset;
+            int want = (int)Math.Min(buffer.Length, Length - offset);
+            while (total < want)
+            {
+                int n = fs.Read(buffer[total..want]);
+                if (n == 0) break;
+                total += n;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The host file changed under the model (removed, permissions): what was not read reads as zeros.
         }
         return total;
     }

@@ -50,9 +50,25 @@ public sealed class Sandbox
             real = info.LinkTarget is null ? Path.GetFullPath(host) : info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? host;
         }
         catch (IOException) { return (null, -Errno.ELOOP); }
+        catch (UnauthorizedAccessException) { return (null, -Errno.EACCES); }
         if (real != Root && !real.StartsWith(Root + Path.DirectorySeparatorChar, StringComparison.Ordinal)) return (null, -Errno.EACCES);
+        // A file the host does not let us read is EACCES here, not a host exception at the first read.
+        if (!isDir && !CanRead(real)) return (null, -Errno.EACCES);
         var f = new SandboxFile(g, real, _nextInode++, isDir);
         _files[g] = f;
         return (f, 0);
+    }
+
+    private static bool CanRead(string hostPath)
+    {
+        try
+        {
+            File.OpenHandle(hostPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite).Dispose();
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
     }
 }

@@ -42,4 +42,17 @@ public sealed class HostSafetyTests
         Assert.That(h.Kernel.DoMunmap(t, (ulong)area, 1UL << 40), Is.Zero);
         Assert.That(h.Baseline(), Is.EqualTo(before));
     }
+
+    [Test]
+    public void A_sandbox_file_removed_on_the_host_after_open_reads_as_end_of_file()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "hwmem-vanish-" + Environment.ProcessId);
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "f"), "hello");
+        var (file, error) = new HwMemModel.Kernel.Process.Sandbox(dir).Lookup("/f");
+        Assert.That(error, Is.Zero);
+        Directory.Delete(dir, recursive: true);
+        var buffer = new byte[16];
+        Assert.That(file!.Read(0, buffer), Is.Zero, "no host exception: nothing more to read");
+    }
 }
